@@ -1,0 +1,284 @@
+"""`aecc doctor`: check everything the harness needs before it does any work.
+
+Each check reports what is required, what was found and, when they differ, the command that
+fixes it. The report is a table for people and JSON for scripts; the exit code is non-zero when
+a `fail` means the harness cannot work (a `warn` means it works with a limitation, e.g. no GPU).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import os
+import shutil
+from typing import Any, Callable
+
+from harness import engine as eng
+from harness.errors import HarnessError
+
+MIN_API = (1, 41)  # Docker 20.10: device requests, cgroup v2, the `init` and `pids_limit` options
+MIN_FREE_DISK = 20 * 1024**3  # the runtime image alone is about 6.4 GB; a second torch adds several
+WARN_FREE_DISK = 40 * 1024**3
+
+
+class Status(str, enum.Enum):
+    OK = "ok"
+    INFO = "info"
+    WARN = "warn"
+    FAIL = "fail"
+    SKIPPED = "skipped"
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+    id: str
+    status: Status
+    required: str
+    found: str
+    fix: str = ""
+
+    def to_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "status": self.status.value}
+
+
+@dataclasses.dataclass(frozen=True)
+class DoctorReport:
+    checks: tuple[Check, ...]
+    engine: dict | None
+    gpus: tuple[dict, ...]
+    build_options: dict
+
+    @property
+    def ok(self) -> bool:
+        return all(c.status is not Status.FAIL for c in self.checks)
+
+    def to_dict(self) -> dict:
+        return {
+            "schema_version": 1,
+            "ok": self.ok,
+            "checks": [c.to_dict() for c in self.checks],
+            "engine": self.engine,
+            "gpus": list(self.gpus),
+            "build_options": self.build_options,
+        }
+
+
+def _gib(n: float) -> str:
+    return f"{n / 1024**3:.1f} GiB"
+
+
+def run_doctor(
+    profile_name: str = "cpu",
+    *,
+    connect: Callable[[], Any] = eng.connect,
+    list_gpus: Callable[[], list] | None = None,
+) -> DoctorReport:
+    """Run every check; never raises for a failed check, only reports it."""
+    import psutil
+
+    from harness import gpu as gpu_mod
+    from harness import images
+    from harness.profiles import load_profile
+
+    checks: list[Check] = []
+    add = checks.append
+
+    profile = None
+    try:
+        profile = load_profile(profile_name)
+        seccomp = profile.seccomp_path()
+        if seccomp is not None and not seccomp.is_file():
+            raise HarnessError("seccomp file missing", found=str(seccomp))
+        add(Check("profile", Status.OK, f"a valid sandbox profile {profile_name!r}", str(profile.source)))
+    except HarnessError as exc:
+        add(Check("profile", Status.FAIL, f"a valid sandbox profile {profile_name!r}", exc.summary, exc.fix or ""))
+
+    client = None
+    info = None
+    try:
+        client = connect()
+        info = eng.engine_info(client)
+        api = tuple(int(x) for x in info.api_version.split(".")[:2])
+        add(
+            Check(
+                "engine",
+                Status.OK if api >= MIN_API else Status.FAIL,
+                f"Docker engine, API >= {MIN_API[0]}.{MIN_API[1]}",
+                f"Docker {info.server_version}, API {info.api_version}",
+                "" if api >= MIN_API else "upgrade the engine (Debian: apt-get install docker.io)",
+            )
+        )
+    except HarnessError as exc:
+        add(Check("engine", Status.FAIL, exc.expected or "a Docker engine", exc.found or exc.summary, exc.fix or ""))
+
+    if info is None:
+        for cid in ("storage_driver", "cgroup", "seccomp", "nvidia_runtime", "disk", "images"):
+            add(Check(cid, Status.SKIPPED, "a reachable engine", "no engine"))
+    else:
+        add(
+            Check(
+                "storage_driver",
+                Status.OK if info.storage_driver == "overlay2" else Status.WARN,
+                "overlay2",
+                info.storage_driver,
+                "" if info.storage_driver == "overlay2" else "configure dockerd with \"storage-driver\": \"overlay2\"",
+            )
+        )
+        add(Check("cgroup", Status.INFO, "cgroup v1 or v2", f"v{info.cgroup_version} ({info.cgroup_driver})"))
+        add(
+            Check(
+                "seccomp",
+                Status.OK if info.seccomp else Status.FAIL,
+                "seccomp support in the engine",
+                ", ".join(info.security_options) or "none",
+                "" if info.seccomp else "use an engine built with seccomp (Debian's docker.io is)",
+            )
+        )
+        if profile is not None and profile.runtime:
+            has = profile.runtime in info.runtimes
+            add(
+                Check(
+                    "oci_runtime",
+                    Status.OK if has else Status.FAIL,
+                    f"runtime {profile.runtime!r} (named by profile {profile.name})",
+                    ", ".join(info.runtimes),
+                    "" if has else "install gVisor (`runsc install`) and restart dockerd",
+                )
+            )
+        needs_gpu = profile is not None and profile.gpu is not None
+        add(
+            Check(
+                "nvidia_runtime",
+                Status.OK if info.nvidia else (Status.FAIL if needs_gpu else Status.WARN),
+                "NVIDIA Container Toolkit (for GPU profiles)",
+                "present" if info.nvidia else "absent; runtimes: " + ", ".join(info.runtimes),
+                "" if info.nvidia else "install nvidia-container-toolkit; `nvidia-ctk runtime configure --runtime=docker`",
+            )
+        )
+        disk_path = info.docker_root_dir if os.path.isdir(info.docker_root_dir) else "/"
+        free = shutil.disk_usage(disk_path).free
+        add(
+            Check(
+                "disk",
+                Status.OK if free >= WARN_FREE_DISK else (Status.WARN if free >= MIN_FREE_DISK else Status.FAIL),
+                f">= {_gib(MIN_FREE_DISK)} free at {disk_path} ({_gib(WARN_FREE_DISK)} comfortable)",
+                f"{_gib(free)} free",
+                "" if free >= WARN_FREE_DISK else "free space: `aecc images prune`, `docker system prune`",
+            )
+        )
+
+    gpus: list = []
+    gpu_found = "none"
+    try:
+        gpus = (list_gpus or gpu_mod.list_gpus)()
+        gpu_found = "; ".join(
+            f"{g.index}: {g.name} {g.uuid} {_gib(g.memory_total_bytes)} sm_{g.compute_capability.replace('.', '')}"
+            for g in gpus
+        ) or "none"
+    except HarnessError as exc:
+        gpu_found = f"none ({exc.found})"
+    needs_gpu = profile is not None and profile.gpu is not None
+    add(
+        Check(
+            "gpus",
+            Status.OK if gpus else (Status.FAIL if needs_gpu else Status.INFO),
+            "NVIDIA GPUs via NVML" + (" (profile needs one)" if needs_gpu else " (optional)"),
+            gpu_found,
+            "" if gpus or not needs_gpu else "run on a GPU machine with the driver, or use --profile cpu",
+        )
+    )
+
+    mem = psutil.virtual_memory().total
+    want = profile.memory_bytes if profile else 12 * 1024**3
+    add(
+        Check(
+            "ram",
+            Status.OK if mem >= want + 2 * 1024**3 else (Status.WARN if mem >= want else Status.FAIL),
+            f">= {_gib(want)} for one sandbox plus room for the host",
+            _gib(mem),
+            "" if mem >= want else "use a machine with more RAM, or a profile with a smaller memory cap",
+        )
+    )
+    cpus = os.cpu_count() or 1
+    add(
+        Check(
+            "cpus",
+            Status.OK if profile is None or cpus >= profile.cpus else Status.WARN,
+            f">= {profile.cpus:g} CPUs (the profile's share)" if profile else "any",
+            str(cpus),
+        )
+    )
+
+    options = None
+    try:
+        options = images.BuildOptions.from_environment()
+        described = options.describe()
+        add(
+            Check(
+                "build_network",
+                Status.OK,
+                "a CA bundle and pip index options for image builds",
+                f"CA bundle {described['ca_bundle'] or '(image default)'}; index {described['pip_index_url']}"
+                + (f"; extra {', '.join(described['pip_extra_index_urls'])}" if described["pip_extra_index_urls"] else ""),
+            )
+        )
+    except HarnessError as exc:
+        add(Check("build_network", Status.FAIL, exc.expected or "", exc.found or exc.summary, exc.fix or ""))
+    has_debootstrap = shutil.which("debootstrap") is not None
+    add(
+        Check(
+            "debootstrap",
+            Status.OK if has_debootstrap else Status.INFO,
+            "debootstrap, to build the base image offline when no registry is reachable",
+            shutil.which("debootstrap") or "absent",
+            "" if has_debootstrap else "apt-get install debootstrap",
+        )
+    )
+    if client is not None:
+        try:
+            ref = images.current_ref(client, images.runtime_layer())
+            built = ref is not None and images._image_or_none(client, ref) is not None
+            add(
+                Check(
+                    "images",
+                    Status.OK if built else Status.WARN,
+                    "the current runtime image",
+                    ref if built else f"not built ({ref or 'no base file system yet'})",
+                    "" if built else "run `aecc images build` (or `make images`)",
+                )
+            )
+        except HarnessError as exc:
+            add(Check("images", Status.WARN, "the current runtime image", exc.summary, exc.fix or ""))
+
+    return DoctorReport(
+        checks=tuple(checks),
+        engine=info.to_dict() if info else None,
+        gpus=tuple(g.to_dict() for g in gpus),
+        build_options=options.describe() if options else {},
+    )
+
+
+def render(report: DoctorReport, console: Any) -> None:
+    from rich.table import Table
+
+    colours = {Status.OK: "green", Status.INFO: "cyan", Status.WARN: "yellow", Status.FAIL: "red", Status.SKIPPED: "dim"}
+    table = Table(title="aecc doctor", show_lines=False)
+    for column in ("check", "status", "required", "found", "fix"):
+        table.add_column(column, overflow="fold")
+    for c in report.checks:
+        table.add_row(c.id, f"[{colours[c.status]}]{c.status.value}[/]", c.required, c.found, c.fix)
+    console.print(table)
+    console.print("[green]ready[/]" if report.ok else "[red]not ready: fix the failed checks above[/]")
+
+
+def default_profile_for_host() -> str:
+    """t4 where a GPU is visible to NVML, cpu elsewhere (used when no --profile is given)."""
+    from harness import gpu as gpu_mod
+
+    try:
+        return "t4" if gpu_mod.list_gpus() else "cpu"
+    except HarnessError:
+        return "cpu"
+
+
+__all__ = ["Check", "DoctorReport", "Status", "run_doctor", "render", "default_profile_for_host"]

@@ -1,0 +1,10 @@
+# Layer `base`: Debian bookworm + its Python 3.11 (the minor version Colab runs) in a venv at
+# /opt/venv, and the unprivileged user the sandbox runs as. Runs as root inside the parent image.
+apt-get update
+apt-get install -y --no-install-recommends python3 python3-venv ca-certificates
+rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb
+python3 -m venv /opt/venv
+groupadd --gid 10001 aecc
+useradd --uid 10001 --gid 10001 --no-create-home --home-dir /tmp --shell /usr/sbin/nologin aecc
+mkdir -p /opt/aecc
+/opt/venv/bin/python -c "import sys; assert sys.version_info[:2] == (3, 11), sys.version"
