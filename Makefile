@@ -34,7 +34,7 @@ doctor: venv engine
 demo: images
 	$(AECC) doctor
 	$(AECC) images list
-	$(AECC) sandbox run --profile cpu --stage check --image runtime --quiet -- python -m checker.probe
+	$(AECC) sandbox run --profile cpu --stage check --image runtime -- python -m checker.probe
 
 test: images
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -650,10 +650,17 @@ def list_images(client: Any) -> list[ImageRow]:
     return sorted(rows, key=lambda r: (r.layer, r.reference))
 
 
-def prune(client: Any, *, everything: bool = False, keep: tuple[str, ...] = ()) -> list[str]:
+def prune(
+    client: Any,
+    *,
+    everything: bool = False,
+    keep: tuple[str, ...] = (),
+    repositories: tuple[str, ...] | None = None,
+) -> list[str]:
     """Remove harness images that are not the current build of a standard layer (or all of them).
 
-    `keep` names references to spare (a pinned torch layer a submission still needs, say).
+    `keep` names references to spare (a pinned torch layer a submission still needs, say);
+    `repositories`, when given, limits the prune to those repositories.
     Returns the references removed; an image a container still uses is left and not reported.
     """
     import docker.errors
@@ -661,6 +668,8 @@ def prune(client: Any, *, everything: bool = False, keep: tuple[str, ...] = ()) 
     removed = []
     for row in list_images(client):
         if row.reference == "<none>" or row.reference in keep:
+            continue
+        if repositories is not None and row.reference.rsplit(":", 1)[0] not in repositories:
             continue
         if row.current and not everything:
             continue

@@ -419,37 +419,52 @@ def run_stage(
         oom = bool(state.get("OOMKilled"))
         if before_remove is not None:
             before_remove(container)
-        if timed_out.is_set():
-            return result(
-                Outcome.TIMEOUT,
-                exit_code=exit_code,
-                oom=oom,
-                detail=f"killed after the {spec.stage.value} stage's wall-clock limit of {wall_clock:g} s",
-            )
-        if gpu_killed.is_set():
-            limit = profile.gpu.memory_bytes if profile.gpu else 0
-            return result(
-                Outcome.GPU_OOM,
-                exit_code=exit_code,
-                oom=oom,
-                detail=f"killed: GPU memory {sampler.peak_bytes} B passed the cap of {limit} B",
-            )
-        if oom:
-            return result(
-                Outcome.OOM,
-                exit_code=exit_code,
-                oom=True,
-                detail=f"killed by the kernel at the {profile.memory_bytes / 2**30:g} GiB memory cap",
-            )
-        if exit_code == 0:
-            return result(Outcome.OK, exit_code=0)
-        detail = f"exited with code {exit_code}"
-        if exit_code is not None and exit_code > 128:
-            detail += f" (signal {exit_code - 128})"
-        return result(Outcome.FAILED, exit_code=exit_code, detail=detail)
+        outcome, detail = classify(
+            state,
+            timed_out=timed_out.is_set(),
+            gpu_exceeded=gpu_killed.is_set(),
+            stage=spec.stage,
+            wall_clock_s=wall_clock,
+            memory_bytes=profile.memory_bytes,
+            gpu_limit_bytes=profile.gpu.memory_bytes if profile.gpu else None,
+            gpu_peak_bytes=sampler.peak_bytes if sampler is not None else None,
+        )
+        return result(outcome, exit_code=exit_code, oom=oom, detail=detail)
     finally:
         stop_sampler.set()
         _remove_quietly(client, container, name)
+
+
+def classify(
+    state: Mapping[str, Any],
+    *,
+    timed_out: bool,
+    gpu_exceeded: bool,
+    stage: Stage,
+    wall_clock_s: float,
+    memory_bytes: int,
+    gpu_limit_bytes: int | None = None,
+    gpu_peak_bytes: int | None = None,
+) -> tuple[Outcome, str]:
+    """How a finished container ended, from the engine's `State` and the harness's own kills.
+
+    The harness's kills come first: a container it killed at the wall clock also exits 137, and
+    one killed for GPU memory may have been OOM-flagged on the way. `OOMKilled` counts even with
+    exit code 0: some process of the submission hit the memory cap, so the run is not clean.
+    """
+    exit_code = state.get("ExitCode")
+    if timed_out:
+        return Outcome.TIMEOUT, f"killed after the {Stage(stage).value} stage's wall-clock limit of {wall_clock_s:g} s"
+    if gpu_exceeded:
+        return Outcome.GPU_OOM, f"killed: GPU memory {gpu_peak_bytes} B passed the cap of {gpu_limit_bytes} B"
+    if state.get("OOMKilled"):
+        return Outcome.OOM, f"killed by the kernel at the {memory_bytes / 2**30:g} GiB memory cap"
+    if exit_code == 0:
+        return Outcome.OK, ""
+    detail = f"exited with code {exit_code}"
+    if isinstance(exit_code, int) and exit_code > 128:
+        detail += f" (signal {exit_code - 128})"
+    return Outcome.FAILED, detail
 
 
 def _kill_quietly(container: Any) -> None:

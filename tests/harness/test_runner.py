@@ -192,3 +192,25 @@ def test_trusted_build_is_refused_outside_build_stage(base_image):
 def test_mount_source_must_exist(tmp_path):
     with pytest.raises(UsageError, match="does not exist"):
         Mount(tmp_path / "absent", "/x")
+
+
+@pytest.mark.parametrize(
+    "state, timed_out, gpu, expected",
+    [
+        ({"ExitCode": 0, "OOMKilled": False}, False, False, Outcome.OK),
+        ({"ExitCode": 1, "OOMKilled": False}, False, False, Outcome.FAILED),
+        ({"ExitCode": 137, "OOMKilled": False}, False, False, Outcome.FAILED),  # killed itself: not ours
+        ({"ExitCode": 137, "OOMKilled": True}, False, False, Outcome.OOM),
+        ({"ExitCode": 0, "OOMKilled": True}, False, False, Outcome.OOM),  # a worker died at the cap
+        ({"ExitCode": 137, "OOMKilled": False}, True, False, Outcome.TIMEOUT),
+        ({"ExitCode": 137, "OOMKilled": True}, True, False, Outcome.TIMEOUT),
+        ({"ExitCode": 137, "OOMKilled": False}, False, True, Outcome.GPU_OOM),
+    ],
+)
+def test_classification_precedence(state, timed_out, gpu, expected):
+    from harness.runner import classify
+
+    outcome, detail = classify(state, timed_out=timed_out, gpu_exceeded=gpu, stage=Stage.ENCODE, wall_clock_s=5,
+                               memory_bytes=2**30, gpu_limit_bytes=15 * 2**30, gpu_peak_bytes=16 * 2**30)
+    assert outcome is expected
+    assert (detail == "") == (expected is Outcome.OK)
