@@ -7,7 +7,9 @@ BIN := $(VENV)/bin
 AECC := $(BIN)/aecc
 PYTEST_ARGS ?=
 
-.PHONY: all venv engine images demo test test-fast doctor cleanup clean
+.PHONY: all venv engine images demo validate test test-fast doctor cleanup clean
+
+SUBMISSION ?= examples/good_encoder
 
 all: test
 
@@ -28,13 +30,17 @@ images: venv engine
 doctor: venv engine
 	$(AECC) doctor
 
-# The platform's main job on the bundled example: check the machine, build (or find) the layered
-# images, then run the runtime image's probe inside the T4-shaped sandbox (cpu profile here) and
-# show what a submission would see from inside it.
+# The main job on the bundled example: check the machine, build (or find) the layered images,
+# show what a submission sees from inside the T4-shaped sandbox, then validate the example.
 demo: images
 	$(AECC) doctor
 	$(AECC) images list
-	$(AECC) sandbox run --profile cpu --stage check --image runtime -- python -m checker.probe
+	$(AECC) sandbox run --stage check --image runtime -- python -m checker.probe
+	$(AECC) validate examples/good_encoder
+
+# A participant's check before e-mailing: `make validate SUBMISSION=my.zip`.
+validate: images
+	$(AECC) validate $(SUBMISSION) $(VALIDATE_ARGS)
 
 test: images
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -18,6 +18,7 @@ from harness.errors import HarnessError
 
 EPILOG = """examples:
   aecc doctor                         check engine, runtimes, GPUs, disk, images
+  aecc validate my.zip                will this ZIP pass and run on a T4?
   aecc images build                   build (or find cached) base -> torch -> runtime
   aecc images list
   aecc sandbox run --image runtime -- python -m checker.probe
@@ -168,6 +169,44 @@ def cmd_sandbox_run(args: argparse.Namespace) -> int:
     return 0 if result.outcome.value == "ok" else 1
 
 
+def cmd_validate(args: argparse.Namespace) -> int:
+    from harness import engine, validate
+    from harness.errors import InfraError
+
+    console = _console()
+    spec = validate.ValidateSpec(
+        source=Path(args.submission),
+        encoder=args.encoder,
+        profile=args.profile or _default_profile(),
+        gpu=args.gpu,
+        max_seconds=args.max_seconds,
+    )
+    try:
+        report = validate.validate(engine.connect(), spec, _build_options(args),
+                                   progress=lambda m: console.print(f"[dim]{m}[/]", highlight=False))
+    except InfraError as exc:
+        # Still a report: CI of a template fork must see "error", not a missing file.
+        report = {"schema_version": 1, "status": "error", "submission": {"source": str(spec.source)},
+                  "profile": spec.profile, "resources": {}, "timings": {}, "logs": {},
+                  "checks": [{"id": "infrastructure", "status": "failed", "message": exc.summary,
+                              "expected": exc.expected, "found": exc.found, "fix": exc.fix}]}
+    import jsonschema
+
+    jsonschema.validate(report, validate.validation_schema())
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(report, indent=2) + "\n")
+    if args.junit_out:
+        Path(args.junit_out).write_bytes(validate.junit_xml(report))
+    validate.render(report, console)
+    return validate.Verdict(report["status"]).exit_code
+
+
+def _default_profile() -> str:
+    from harness import doctor
+
+    return doctor.default_profile_for_host()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aecc",
@@ -181,6 +220,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", help="sandbox profile to check for (default: t4 with a GPU, else cpu)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_doctor)
+
+    v = sub.add_parser("validate", help="will this ZIP be accepted and run on a T4? (intake, build, fetch, check)")
+    v.add_argument("submission", help="a ZIP file or a folder")
+    v.add_argument("--encoder", help="FILE.py:ClassName, when the encoder cannot be found automatically")
+    v.add_argument("--profile", help="sandbox profile (default: t4 with a GPU, else cpu)")
+    v.add_argument("--gpu", help="GPU UUID or index to pin (t4 profile)")
+    v.add_argument("--max-seconds", type=float, default=600.0, help="time budget of the in-container checks")
+    v.add_argument("--json-out", help="write the JSON report (schema: harness/schemas/validation-report.schema.json)")
+    v.add_argument("--junit-out", help="write a JUnit XML report (one test case per check)")
+    v.add_argument("--ca-bundle", help="PEM bundle builds trust for TLS")
+    v.add_argument("--pip-index-url", help="pip index for the submission's requirements (default PyPI)")
+    v.set_defaults(func=cmd_validate)
 
     images_p = sub.add_parser("images", help="build, list and prune the harness's images")
     isub = images_p.add_subparsers(dest="images_command", required=True, metavar="ACTION")

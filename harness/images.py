@@ -81,7 +81,6 @@ BASE_ENV = MappingProxyType(
 _BUILD_DIR = "/run/aecc-build"
 _SECRETS_DIR = "/run/aecc-build-secrets"
 _SOURCES_DIR = "/run/aecc-build-src"  # beside, not inside, the read-only recipe mount
-_FREEZE_PATH = "/opt/aecc/pip-freeze.txt"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,6 +95,11 @@ class Layer:
     sources: Mapping[str, Path] = dataclasses.field(default_factory=dict)
     env: Mapping[str, str] = dataclasses.field(default_factory=dict)
     tag_prefix: str = ""
+    #: untrusted layers (a submission's requirements) build as the sandbox user, hardened, and
+    #: never see index credentials
+    untrusted: bool = False
+    freeze_path: str = "/opt/aecc/pip-freeze.txt"
+    workdir: str = "/"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
@@ -200,6 +204,9 @@ def layer_inputs(layer: Layer, root_id: str) -> dict:
         "env": dict(sorted(layer.env.items())),
         "sources": {k: tree_hash(v) for k, v in sorted(layer.sources.items())},
         "parent": image_ref(layer.parent, root_id) if layer.parent else f"root@{root_id}",
+        "untrusted": layer.untrusted,
+        "freeze_path": layer.freeze_path,
+        "workdir": layer.workdir,
     }
 
 
@@ -260,14 +267,16 @@ class BuildOptions:
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
-    def pip_conf(self) -> str:
+    def pip_conf(self, *, credentials: bool = True) -> str:
+        """pip's configuration for a build; untrusted builds get index URLs without credentials."""
+        clean = (lambda u: u) if credentials else _strip_credentials
         lines = ["[global]", "no-cache-dir = true", "timeout = 180"]
         if self.ca_bundle is not None:
             lines.append(f"cert = {_SECRETS_DIR}/ca.pem")
         if self.pip_index_url:
-            lines.append(f"index-url = {self.pip_index_url}")
+            lines.append(f"index-url = {clean(self.pip_index_url)}")
         if self.pip_extra_index_urls:
-            lines.append("extra-index-url = " + " ".join(self.pip_extra_index_urls))
+            lines.append("extra-index-url = " + " ".join(clean(u) for u in self.pip_extra_index_urls))
         if self.pip_trusted_hosts:
             lines.append("trusted-host = " + " ".join(self.pip_trusted_hosts))
         return "\n".join(lines) + "\n"
@@ -282,6 +291,13 @@ class BuildOptions:
             "base_source": self.base_source,
             "debian_mirror": self.debian_mirror,
         }
+
+
+def _strip_credentials(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://{rest.split('@', 1)[1]}"
+    return url
 
 
 def _mask(url: str) -> str:
@@ -433,12 +449,12 @@ def resolve_root(client: Any, options: BuildOptions, log: Callable[[str], None] 
 # --- building layers ------------------------------------------------------------------------
 
 
-def _freeze_from_container(container: Any) -> str:
+def _freeze_from_container(container: Any, path: str) -> str:
     """Read the pip freeze the build left in the container, capped (it is trusted, but still bounded)."""
     import docker.errors
 
     try:
-        stream, _stat = container.get_archive(_FREEZE_PATH)
+        stream, _stat = container.get_archive(path)
     except docker.errors.NotFound:
         return ""
     data = b"".join(stream)[: 1024**2]
@@ -472,21 +488,28 @@ def _build_one(
             f"export PIP_CONFIG_FILE={_SECRETS_DIR}/pip.conf",
         ]
         (build_dir / "env.sh").write_text("\n".join(env_lines) + "\n")
-        (secrets_dir / "pip.conf").write_text(options.pip_conf())
+        (secrets_dir / "pip.conf").write_text(options.pip_conf(credentials=not layer.untrusted))
         if options.ca_bundle is not None:
             shutil.copyfile(options.ca_bundle, secrets_dir / "ca.pem")
         mounts = [Mount(build_dir, _BUILD_DIR), Mount(secrets_dir, _SECRETS_DIR)]
         for key, src in sorted(layer.sources.items()):
             mounts.append(Mount(src.resolve(), f"{_SOURCES_DIR}/{key}"))
+        freeze = layer.freeze_path
         script = (
             f". {_BUILD_DIR}/env.sh && /bin/sh -eux {_BUILD_DIR}/recipe.sh && "
-            f"mkdir -p /opt/aecc && (python -m pip freeze --all 2>/dev/null || true) > {_FREEZE_PATH}"
+            f"mkdir -p {os.path.dirname(freeze)} && (python -m pip freeze --all 2>/dev/null || true) > {freeze}"
         )
         if layer.parent is None:
             # Before the base layer there is no venv: the freeze step must not need one.
             script = script.replace("python -m pip", "/opt/venv/bin/python -m pip")
-        spec = RunSpec(stage=Stage.BUILD, image=parent_image.id, command=("/bin/sh", "-c", script),
-                       mounts=tuple(mounts), trusted_build=True)
+        spec = RunSpec(
+            stage=Stage.BUILD,
+            image=parent_image.id,
+            command=("/bin/sh", "-c", script),
+            mounts=tuple(mounts),
+            trusted_build=not layer.untrusted,
+            writable_root=layer.untrusted,
+        )
         parent_config = parent_image.attrs.get("Config") or {}
         parent_env = {e.split("=", 1)[0]: e.split("=", 1)[1] for e in parent_config.get("Env") or [] if "=" in e}
         image_env = {**parent_env, **layer.env}
@@ -505,7 +528,7 @@ def _build_one(
         def commit(container: Any) -> None:
             if container.attrs["State"].get("ExitCode") != 0:
                 return
-            labels[LABEL_FREEZE] = _freeze_from_container(container)
+            labels[LABEL_FREEZE] = _freeze_from_container(container, layer.freeze_path)
             labels[LABEL_BUILD_SECONDS] = f"{time.monotonic() - started:.1f}"
             # The whole config is given: the engine would otherwise merge the build container's
             # own config (its command, the run's owner labels) into the image.
@@ -517,8 +540,8 @@ def _build_one(
                     "Env": [f"{k}={v}" for k, v in image_env.items()],
                     "Cmd": ["/bin/bash"],
                     "Entrypoint": None,
-                    "WorkingDir": "/",
                     "User": "10001:10001",
+                    "WorkingDir": layer.workdir,
                     "Labels": {
                         **labels,
                         # Keys the engine would copy from the build container; blanked on purpose.
@@ -530,13 +553,16 @@ def _build_one(
         log(f"building {ref} ({layer.name}); log: {log_path}")
         result = run_stage(client, profile, spec, log_path, before_remove=commit)
     if result.outcome is not Outcome.OK:
-        raise ImageBuildError(
+        error = ImageBuildError(
             f"building layer {layer.name} failed ({result.outcome.value}: {result.detail})",
             expected="the recipe images/" + layer.name.split("-")[0] + "/build.sh to exit 0",
             found=result.log_tail(1500).strip()[-1500:] or result.detail,
             fix="read the log; for TLS errors pass --ca-bundle, for an unreachable index --pip-index-url",
             log_path=log_path,
         )
+        error.layer = layer.name  # which layer broke decides whose failure it is (harness.build)
+        error.outcome = result.outcome
+        raise error
     return LayerBuild(layer.name, ref, cached=False, seconds=round(time.monotonic() - started, 1), log_path=log_path)
 
 

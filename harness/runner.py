@@ -90,6 +90,7 @@ class RunSpec:
     workdir: str | None = None
     labels: Mapping[str, str] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
     trusted_build: bool = False
+    writable_root: bool = False  # untrusted builds (a submission's pip install) write its layer
     wall_clock_s: float | None = None  # overrides the profile's stage limit (tests scale it down)
 
     def __post_init__(self) -> None:
@@ -105,6 +106,12 @@ class RunSpec:
         if self.trusted_build and self.stage is not Stage.BUILD:
             raise UsageError(
                 "trusted_build is only for the build stage",
+                expected="stage=build",
+                found=f"stage={self.stage.value}",
+            )
+        if self.writable_root and self.stage is not Stage.BUILD:
+            raise UsageError(
+                "writable_root is only for the build stage",
                 expected="stage=build",
                 found=f"stage={self.stage.value}",
             )
@@ -128,6 +135,7 @@ class RunResult:
     detail: str = ""
     gpu_uuid: str | None = None
     peak_gpu_bytes: int | None = None
+    peak_memory_bytes: int | None = None  # host-side, from the container's memory cgroup
 
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)
@@ -214,7 +222,7 @@ def container_config(profile: SandboxProfile, spec: RunSpec, *, name: str) -> di
     else:
         kwargs.update(
             user=profile.user,
-            read_only=profile.read_only_root,
+            read_only=profile.read_only_root and not spec.writable_root,
             cap_drop=list(profile.cap_drop),
             init=profile.init,
             tmpfs={"/tmp": f"rw,nosuid,nodev,size={profile.tmp_bytes},mode=1777"},
@@ -290,6 +298,51 @@ class _LogPump(threading.Thread):
             self.error = exc
 
 
+_CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def memory_peak_files(container_id: str, root: Path = _CGROUP_ROOT) -> list[Path]:
+    """Where the kernel keeps a container's memory high-water mark, for the layouts Docker uses.
+
+    cgroup v1 keeps the peak itself (`memory.max_usage_in_bytes`); v2 kernels from 5.19 keep
+    `memory.peak`, older ones only `memory.current`, which the sampler then polls for a maximum.
+    """
+    return [
+        root / "memory" / "docker" / container_id / "memory.max_usage_in_bytes",
+        root / "system.slice" / f"docker-{container_id}.scope" / "memory.peak",
+        root / "docker" / container_id / "memory.peak",
+        root / "system.slice" / f"docker-{container_id}.scope" / "memory.current",
+        root / "docker" / container_id / "memory.current",
+    ]
+
+
+class _MemoryPeak(threading.Thread):
+    """Host-side peak memory of a container, read from its cgroup while it runs.
+
+    Trusted where the in-container figure is not: the submission can lie about its own RSS but not
+    about the cgroup the kernel charges. None when the engine is remote (no cgroup files here).
+    """
+
+    def __init__(self, container_id: str, stop: threading.Event, interval_s: float = 0.1):
+        super().__init__(daemon=True, name=f"mem-{container_id[:12]}")
+        self.files = memory_peak_files(container_id)
+        self.stop = stop
+        self.interval_s = interval_s
+        self.peak: int | None = None
+
+    def run(self) -> None:
+        while True:
+            for path in self.files:
+                try:
+                    value = int(path.read_text().split()[0])
+                except (OSError, ValueError, IndexError):
+                    continue
+                self.peak = value if self.peak is None else max(self.peak, value)
+                break
+            if self.stop.wait(self.interval_s):
+                return
+
+
 def create_container(client: Any, profile: SandboxProfile, spec: RunSpec, *, name: str | None = None) -> Any:
     """Create (not start) the container for a spec; the caller owns its removal."""
     return client.containers.create(**container_config(profile, spec, name=name or new_container_name(spec.stage)))
@@ -344,8 +397,10 @@ def run_stage(
     timed_out = threading.Event()
     gpu_killed = threading.Event()
     stop_sampler = threading.Event()
+    gpu_monitor_error: list[str] = []
     sampler = None
     pump: _LogPump | None = None
+    memory: _MemoryPeak | None = None
     container = None
 
     def result(outcome: Outcome, *, exit_code=None, oom=False, detail="") -> RunResult:
@@ -363,6 +418,7 @@ def run_stage(
             detail=detail,
             gpu_uuid=spec.gpu_uuid,
             peak_gpu_bytes=sampler.peak_bytes if sampler is not None else None,
+            peak_memory_bytes=memory.peak if memory is not None else None,
         )
 
     try:
@@ -377,6 +433,8 @@ def run_stage(
 
         pump = _LogPump(stream, name, log_path, profile.log_cap_bytes, on_log)
         pump.start()
+        memory = _MemoryPeak(container.id, stop_sampler)
+        memory.start()
         if spec.gpu_uuid is not None and profile.gpu is not None:
             from harness.gpu import GpuMemorySampler
 
@@ -387,9 +445,14 @@ def run_stage(
                 gpu_killed.set()
                 _kill_quietly(container)
 
-            threading.Thread(
-                target=sampler.run_until, args=(stop_sampler, on_exceed), daemon=True, name=f"gpu-{name}"
-            ).start()
+            def watch_gpu() -> None:
+                try:
+                    sampler.run_until(stop_sampler, on_exceed)
+                except Exception as exc:  # NVML broke: the GPU cap cannot be enforced, so stop the run
+                    gpu_monitor_error.append(f"{type(exc).__name__}: {exc}")
+                    _kill_quietly(container)
+
+            threading.Thread(target=watch_gpu, daemon=True, name=f"gpu-{name}").start()
 
         try:
             remaining = max(0.0, wall_clock - (time.monotonic() - started))
@@ -409,6 +472,7 @@ def run_stage(
             return result(Outcome.INFRA_ERROR, detail=f"waiting for the container failed: {exc}")
 
         stop_sampler.set()
+        memory.join(timeout=5)
         try:
             container.reload()
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
@@ -419,6 +483,9 @@ def run_stage(
         oom = bool(state.get("OOMKilled"))
         if before_remove is not None:
             before_remove(container)
+        if gpu_monitor_error:
+            return result(Outcome.INFRA_ERROR, exit_code=exit_code, oom=oom,
+                          detail="GPU memory could not be measured, run stopped: " + gpu_monitor_error[0])
         outcome, detail = classify(
             state,
             timed_out=timed_out.is_set(),

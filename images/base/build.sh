@@ -7,4 +7,6 @@ python3 -m venv /opt/venv
 groupadd --gid 10001 aecc
 useradd --uid 10001 --gid 10001 --no-create-home --home-dir /tmp --shell /usr/sbin/nologin aecc
 mkdir -p /opt/aecc
+# Submission images install their requirements here as the sandbox user, never as root.
+mkdir -p /opt/submission && chown 10001:10001 /opt/submission
 /opt/venv/bin/python -c "import sys; assert sys.version_info[:2] == (3, 11), sys.version"

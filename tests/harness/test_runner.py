@@ -214,3 +214,11 @@ def test_classification_precedence(state, timed_out, gpu, expected):
                                memory_bytes=2**30, gpu_limit_bytes=15 * 2**30, gpu_peak_bytes=16 * 2**30)
     assert outcome is expected
     assert (detail == "") == (expected is Outcome.OK)
+
+
+def test_peak_memory_is_measured_from_the_host(client, small_profile, base_image, tmp_path):
+    code = "import time\nx = bytearray(120 * 1024 * 1024)\nfor i in range(0, len(x), 4096): x[i] = 1\ntime.sleep(1)"
+    result = run_py(client, small_profile, base_image, code, tmp_path)
+    assert result.outcome is Outcome.OK
+    assert result.peak_memory_bytes is not None
+    assert 120 * 1024**2 <= result.peak_memory_bytes <= small_profile.memory_bytes
