@@ -1,7 +1,11 @@
 """Check one encoder against the X-ARES contract, inside its container, and write a typed report.
 
-    python -m checker.contract --submission DIR --encoder FILE.py:Class --report OUT.json
+    python -P -m checker.contract --submission DIR --encoder FILE.py:Class --report OUT.json
         [--phase check|fetch] [--max-seconds 600] [--device auto|cpu|cuda]
+
+Run it with `-P` (or from a working directory outside the submission): `python -m` otherwise puts
+the working directory first on sys.path, and a submission's own `checker.py` or `checker/` would
+be imported instead of this package and could write any report it likes.
 
 The contract (X-ARES `audio_encoder_checker.py`, the challenge rules): a `torch.nn.Module` whose
 class name ends in `Encoder`, with `sampling_rate` (int Hz), `output_dim` (int) and

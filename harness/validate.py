@@ -91,7 +91,9 @@ def _run_agent(client: Any, profile: SandboxProfile, image: str, submission: Sub
                out: Path, cache: Path, spec: ValidateSpec, log_dir: Path, gpu: str | None,
                build_options: images.BuildOptions) -> tuple[RunResult, dict | None, str | None]:
     phase = "fetch" if stage is Stage.FETCH else "check"
-    command = ("python", "-m", "checker.contract", "--submission", SUBMISSION_SRC, "--encoder",
+    # -P: the working directory is the submission's, and `-m` would put it first on sys.path, letting
+    # a submission's own `checker.py` stand in for the agent.
+    command = ("python", "-P", "-m", "checker.contract", "--submission", SUBMISSION_SRC, "--encoder",
                submission.encoder.spec, "--report", f"/out/{phase}.json", "--phase", phase,
                "--max-seconds", f"{spec.max_seconds:g}")
     env = {"HF_HOME": "/cache/huggingface", "TORCH_HOME": "/cache/torch", "XDG_CACHE_HOME": "/cache/xdg"}

@@ -105,7 +105,9 @@ def run_checker(client, image: str, tmp_path: Path, fixture: str, encoder: str, 
         stage=Stage.CHECK,
         image=image,
         command=(
-            "python", "-m", "checker.contract",
+            # -P: never put the working directory on sys.path, so a submission's own `checker/`
+            # cannot stand in for the agent when a stage runs with its workdir in the submission.
+            "python", "-P", "-m", "checker.contract",
             "--submission", "/submission",
             "--encoder", encoder,
             "--report", "/out/report.json",
