@@ -201,6 +201,38 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return validate.Verdict(report["status"]).exit_code
 
 
+def cmd_score(args: argparse.Namespace) -> int:
+    from harness import engine, evaluate
+
+    console = _console()
+    spec = evaluate.ScoreSpec(
+        source=Path(args.submission),
+        data=Path(args.data),
+        tasks=tuple(args.tasks),
+        out=Path(args.out),
+        encoder=args.encoder,
+        profile=args.profile or _default_profile(),
+        gpu=args.gpu,
+        mode=args.mode,
+        repeats=args.repeats,
+        seed=args.seed,
+    )
+    result = evaluate.score_submission(engine.connect(), spec, _build_options(args),
+                                       progress=lambda m: console.print(f"[dim]{m}[/]", highlight=False))
+    from rich.table import Table
+
+    table = Table(title=f"aecc score: {result['submission']['encoder_class']} ({result['submission']['sha256'][:12]})")
+    for column in ("task", "metric", "track A", "track B", "weight", "outcome"):
+        table.add_column(column)
+    fmt = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
+    for t in result["tasks"]:
+        table.add_row(t["task"], t["metric"] or "-", fmt(t["track_a"]), fmt(t["track_b"]), str(t["weight"] or "-"),
+                      t["outcome"] + (f": {t['reason'][:60]}" if t["reason"] else ""))
+    console.print(table)
+    console.print(f"result: {Path(args.out) / result['submission']['sha256'] / 'result.json'}")
+    return 0 if result["status"] == "complete" else 1
+
+
 def _default_profile() -> str:
     from harness import doctor
 
@@ -232,6 +264,20 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--ca-bundle", help="PEM bundle builds trust for TLS")
     v.add_argument("--pip-index-url", help="pip index for the submission's requirements (default PyPI)")
     v.set_defaults(func=cmd_validate)
+
+    s = sub.add_parser("score", help="score one submission with X-ARES (Track A and B) on tasks, in containers")
+    s.add_argument("submission", help="a ZIP file or a folder")
+    s.add_argument("--data", required=True, help="X-ARES env dir: one folder per task with <split>*.tar shards")
+    s.add_argument("--tasks", nargs="+", required=True, help="registry names or X-ARES task modules (*.py)")
+    s.add_argument("--out", required=True, help="results go to OUT/<sha256>/result.json")
+    s.add_argument("--encoder", help="FILE.py:ClassName, when it cannot be found automatically")
+    s.add_argument("--profile", help="sandbox profile (default: t4 with a GPU, else cpu)")
+    s.add_argument("--gpu", help="GPU UUID or index to pin (t4 profile)")
+    s.add_argument("--mode", choices=("unique", "xares"), default="unique",
+                   help="unique: every crop keyed uniquely (default); xares: reproduce X-ARES 0.1.3's keys and losses")
+    s.add_argument("--repeats", type=int, default=1, help="Track A runs on this many derived seeds (mean, spread)")
+    s.add_argument("--seed", type=int, default=0, help="base seed; per-task seeds derive from it and the submission")
+    s.set_defaults(func=cmd_score)
 
     images_p = sub.add_parser("images", help="build, list and prune the harness's images")
     isub = images_p.add_subparsers(dest="images_command", required=True, metavar="ACTION")

@@ -39,11 +39,12 @@ class Outcome(str, enum.Enum):
     OOM = "oom"  # the kernel killed it at the host-memory cap
     GPU_OOM = "gpu_oom"  # the host saw it pass the GPU memory cap and killed it
     TIMEOUT = "timeout"  # the harness killed it at the stage's wall-clock limit
+    OUTPUT_LIMIT = "output_limit"  # the harness killed it for writing more than its output cap
     INFRA_ERROR = "infra_error"  # the engine failed; not the submission's fault
 
     @property
     def is_submission_failure(self) -> bool:
-        return self in (Outcome.FAILED, Outcome.OOM, Outcome.GPU_OOM, Outcome.TIMEOUT)
+        return self in (Outcome.FAILED, Outcome.OOM, Outcome.GPU_OOM, Outcome.TIMEOUT, Outcome.OUTPUT_LIMIT)
 
     @property
     def is_infra_failure(self) -> bool:
@@ -357,6 +358,7 @@ def run_stage(
     before_remove: Callable[[Any], None] | None = None,
     on_log: Callable[[str], None] | None = None,
     gpu_sampler_factory: Callable[[str, str, int], Any] | None = None,
+    output_cap: tuple[Path, int] | None = None,
 ) -> RunResult:
     """Run `spec` to completion under `profile` and classify how it ended.
 
@@ -369,6 +371,8 @@ def run_stage(
             commit it here); its exceptions propagate after the container is removed.
         on_log: called with each kept chunk of output (progress display).
         gpu_sampler_factory: builds the NVML sampler (tests inject a fake).
+        output_cap: (host directory, bytes): the container is killed (`output_limit`) once what it
+            wrote there passes the cap; polled, so it can overshoot by what it writes in 0.5 s.
 
     Returns:
         A RunResult; engine failures come back as `Outcome.INFRA_ERROR`, never as the work's failure.
@@ -396,6 +400,7 @@ def run_stage(
     started = time.monotonic()
     timed_out = threading.Event()
     gpu_killed = threading.Event()
+    output_killed = threading.Event()
     stop_sampler = threading.Event()
     gpu_monitor_error: list[str] = []
     sampler = None
@@ -435,6 +440,16 @@ def run_stage(
         pump.start()
         memory = _MemoryPeak(container.id, stop_sampler)
         memory.start()
+        if output_cap is not None:
+
+            def watch_output() -> None:
+                while not stop_sampler.wait(0.5):
+                    if directory_size(output_cap[0]) > output_cap[1]:
+                        output_killed.set()
+                        _kill_quietly(container)
+                        return
+
+            threading.Thread(target=watch_output, daemon=True, name=f"out-{name}").start()
         if spec.gpu_uuid is not None and profile.gpu is not None:
             from harness.gpu import GpuMemorySampler
 
@@ -483,6 +498,9 @@ def run_stage(
         oom = bool(state.get("OOMKilled"))
         if before_remove is not None:
             before_remove(container)
+        if output_killed.is_set() and not timed_out.is_set():
+            return result(Outcome.OUTPUT_LIMIT, exit_code=exit_code, oom=oom,
+                          detail=f"killed: output in {output_cap[0].name} passed its cap of {output_cap[1]} B")
         if gpu_monitor_error:
             return result(Outcome.INFRA_ERROR, exit_code=exit_code, oom=oom,
                           detail="GPU memory could not be measured, run stopped: " + gpu_monitor_error[0])
@@ -532,6 +550,26 @@ def classify(
     if isinstance(exit_code, int) and exit_code > 128:
         detail += f" (signal {exit_code - 128})"
     return Outcome.FAILED, detail
+
+
+def directory_size(root: Path) -> int:
+    """Bytes under `root`, without following links (a container may plant them)."""
+    total = 0
+    stack = [Path(root)]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(Path(entry.path))
+                else:
+                    total += entry.stat(follow_symlinks=False).st_size
+            except OSError:
+                continue
+    return total
 
 
 def _kill_quietly(container: Any) -> None:

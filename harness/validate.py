@@ -87,7 +87,7 @@ def _sandbox_failure(step: str, result: RunResult, profile: SandboxProfile) -> d
                   fix=fixes.get(result.outcome), log=str(result.log_path), found=result.log_tail(600).strip() or None)
 
 
-def _run_agent(client: Any, profile: SandboxProfile, image: str, submission: Submission, stage: Stage,
+def run_contract_agent(client: Any, profile: SandboxProfile, image: str, submission: Submission, stage: Stage,
                out: Path, cache: Path, spec: ValidateSpec, log_dir: Path, gpu: str | None,
                build_options: images.BuildOptions) -> tuple[RunResult, dict | None, str | None]:
     phase = "fetch" if stage is Stage.FETCH else "check"
@@ -211,7 +211,7 @@ def validate(
             t0 = time.monotonic()
             progress(f"{stage.value}: running the contract checker in the sandbox ({profile.name} profile"
                      + (", network on" if profile.stage(stage).network else ", network off") + ")")
-            result, agent_report, problem = _run_agent(client, profile, built.image, submission, stage, out,
+            result, agent_report, problem = run_contract_agent(client, profile, built.image, submission, stage, out,
                                                        cache, spec, log_dir, gpu, build_options)
             timed(stage.value, t0)
             report["logs"][stage.value] = str(result.log_path)

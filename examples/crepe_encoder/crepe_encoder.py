@@ -47,18 +47,20 @@ class CrepeEncoder(nn.Module):
         self.output_dim = self.model.conv5.out_channels * 8  # 8 positions left of 1024 after 5 pools
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        """[B, T] float waveform at 16 kHz -> [B, 1 + T // 160, 256] float32."""
         if audio.dim() == 1:
             audio = audio.unsqueeze(0)
         audio = audio.float()
         batch = audio.shape[0]
         padded = F.pad(audio, (WINDOW // 2, WINDOW // 2))
-        windows = padded.unfold(1, WINDOW, self.hop).reshape(-1, WINDOW)  # [B * T', 1024]
-        n_frames = windows.shape[0] // batch
+        windows = padded.unfold(1, WINDOW, self.hop)  # a view, no copy: [B, T', 1024]
+        step = max(1, self.frames_per_chunk // batch)  # frames per clip in one chunk
         out = []
-        for start in range(0, windows.shape[0], self.frames_per_chunk):
-            chunk = windows[start:start + self.frames_per_chunk]
+        for start in range(0, windows.shape[1], step):
+            chunk = windows[:, start:start + step].reshape(-1, WINDOW)  # [B * step, 1024]
             chunk = chunk - chunk.mean(dim=1, keepdim=True)
+            # As torchcrepe: a silent window gets a tiny std, a window of zeros stays zeros.
             chunk = chunk / chunk.std(dim=1, keepdim=True).clamp_min(1e-10)
-            emb = self.model.embed(chunk)  # [N, C, 8, 1]
-            out.append(emb.reshape(emb.shape[0], -1))
-        return torch.cat(out).reshape(batch, n_frames, self.output_dim)
+            emb = self.model.embed(chunk)  # [B * step, C, 8, 1]
+            out.append(emb.reshape(batch, -1, self.output_dim))
+        return torch.cat(out, dim=1)

@@ -1,0 +1,103 @@
+"""Encode stage (submission image, network off): label-free audio batches -> embeddings.
+
+    python -P -m checker.encode --submission DIR --encoder FILE.py:Class --audio /audio --out /out
+        [--seed 42] [--threads 2] [--device auto|cpu|cuda]
+
+Mirrors `XaresTask.make_encoded_tar` so that embeddings equal what X-ARES computes: the encoder is
+constructed before any seeding (X-ARES constructs it first, then its TaskConfig seeds torch), moved
+to CUDA when there is one, left in whatever mode its constructor set (X-ARES never calls
+`.eval()`), and called on each padded batch under `torch.inference_mode()`. Before each split one
+draw is taken from torch's generator, as the DataLoader iterator X-ARES creates per split does;
+that keeps a stochastic encoder's random stream aligned with X-ARES's.
+
+Only audio arrives here (no keys, no labels). The output, per batch, is `<batch>.{json,bin}` with
+the embedding tensor; the host counts batches and samples itself and never trusts this process's
+own summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from checker.batchio import DTYPES, read_tensor, write_tensor
+
+MAX_AUDIO_BATCH = 8 * 1024**3
+
+
+def load_encoder(submission: str, spec: str):
+    file, _, cls_name = spec.partition(":")
+    sys.path.insert(0, submission)
+    os.chdir(submission)  # relative weight paths resolve as in the participant's own checkout
+    module = importlib.import_module(Path(file).with_suffix("").as_posix().replace("/", "."))
+    return getattr(module, cls_name)()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="checker.encode")
+    parser.add_argument("--submission", required=True)
+    parser.add_argument("--encoder", required=True)
+    parser.add_argument("--audio", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    args = parser.parse_args(argv)
+    audio_root, out_root = Path(args.audio).resolve(), Path(args.out).resolve()
+
+    import torch
+
+    try:
+        encoder = load_encoder(args.submission, args.encoder)
+    except BaseException:
+        print("aecc-encode: the encoder could not be constructed:\n" + traceback.format_exc()[-3000:], file=sys.stderr)
+        return 1
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    try:
+        import numpy
+
+        numpy.random.seed(args.seed)
+    except ImportError:
+        pass
+    if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()):
+        device = torch.device("cuda")
+    else:
+        device = torch.device("cpu")
+    encoder = encoder.to(device)
+
+    order = json.loads((audio_root / "order.json").read_text())
+    total = 0
+    for entry in order:
+        split_in, split_out = audio_root / entry["dir"], out_root / entry["dir"]
+        split_out.mkdir(parents=True, exist_ok=True)
+        torch.empty((), dtype=torch.int64).random_()  # the DataLoader iterator's base-seed draw
+        batches = sorted(p.name[: -len(".json")] for p in split_in.glob("*.json"))
+        for name in batches:
+            audio, header = read_tensor(split_in / name, MAX_AUDIO_BATCH)
+            with torch.inference_mode():
+                embedding = encoder(audio.to(device)).to("cpu").detach()
+            if not isinstance(embedding, torch.Tensor) or embedding.ndim != 3 or embedding.shape[0] != audio.shape[0]:
+                shape = getattr(embedding, "shape", type(embedding).__name__)
+                print(f"aecc-encode: batch {name}: expected a [B, T', D] tensor with B={audio.shape[0]}, got {shape}",
+                      file=sys.stderr)
+                return 1
+            dtype = str(embedding.dtype).replace("torch.", "")
+            if dtype not in DTYPES:
+                print(f"aecc-encode: batch {name}: dtype {dtype} cannot be stored (X-ARES stores numpy arrays; "
+                      f"use one of {sorted(DTYPES)})", file=sys.stderr)
+                return 1
+            write_tensor(split_out / name, embedding)
+            total += audio.shape[0]
+        print(f"aecc-encode: {entry['split']}: {len(batches)} batches", flush=True)
+    print(f"aecc-encode: {total} samples encoded", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

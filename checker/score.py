@@ -1,0 +1,248 @@
+"""Score stage (trusted runtime image, network off): embeddings + labels -> X-ARES's Track A and B.
+
+    python -P -m checker.score --task MODULE [--config-function NAME] --prepared /prepared
+        --embeddings /embeddings --work /work --encoder-name NAME --sampling-rate SR --hop-ms H
+        --output-dim D [--mode unique|xares] [--seed S] [--repeats N] [--out /work/score.json]
+
+The probes are X-ARES's own: this module writes the encoded shards X-ARES's `make_encoded_tar`
+would have written (same order, same `npy` + `json` + key records, same shard size) into a scratch
+env, then calls `XaresTask.run_mlp()` (Track A) and `XaresTask.run_knn()` (Track B) on it.
+
+What differs from running X-ARES, and why:
+- Keys. X-ARES keys a record `filename + batch index`; several crops of one clip in one batch then
+  share a key and its reader drops all but one. `--mode unique` (default) suffixes a repeated key
+  with its position so nothing is lost; `--mode xares` reproduces the loss. Either way the number
+  of records X-ARES's reader yields is counted per split and reported beside what was written.
+- Seeds. X-ARES seeds its training shuffle from pid and time, so Track A differs run to run. Here
+  the `random.Random(<seed>)` calls inside `webdataset.filters` take seeds derived from `--seed`
+  instead (the shuffle itself is unchanged), and torch/numpy/random are reseeded per repeat. With
+  `--repeats N` Track A runs N times on derived seeds; mean, spread and seeds are reported.
+- Caches. The encoder class name X-ARES keys checkpoints and scores by is `--encoder-name`, unique
+  per submission, in a scratch env that belongs to one submission and task.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import math
+import random
+import shutil
+import statistics
+import sys
+import types
+import warnings
+from pathlib import Path
+
+from checker.batchio import read_tensor
+from checker.taskload import load_config, stand_in_encoder
+
+MAX_EMBEDDING_BATCH = 16 * 1024**3
+
+
+class ScoreInputError(Exception):
+    """Embeddings that do not match what was prepared: the submission's encode output is wrong."""
+
+
+def derive_seed(base: int, *parts: object) -> int:
+    digest = hashlib.sha256(("|".join([str(base), *map(str, parts)])).encode()).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
+class _SeededRandomModule(types.ModuleType):
+    """Stands in for `random` inside `webdataset.filters`: `Random(x)` gets the next derived seed."""
+
+    def __init__(self, base_seed: int):
+        super().__init__("random")
+        self._base = base_seed
+        self._count = 0
+        self.seeds_used: list[int] = []
+
+    def __getattr__(self, name):
+        return getattr(random, name)
+
+    def Random(self, *args):  # noqa: N802 (mirrors random.Random)
+        if not args:
+            return random.Random()
+        seed = derive_seed(self._base, "wds-shuffle", self._count)
+        self._count += 1
+        self.seeds_used.append(seed)
+        return random.Random(seed)
+
+
+def write_encoded(config, task, split: str, dirname: str, prepared: Path, embeddings: Path, mode: str,
+                  output_dim: int) -> dict:
+    """X-ARES's encoded shards for one split, from the trusted meta and the untrusted embeddings."""
+    import numpy as np
+    import webdataset as wds
+
+    meta = [json.loads(line) for line in (prepared / "meta" / f"{dirname}.jsonl").read_text().splitlines()]
+    by_batch: dict[int, list[dict]] = {}
+    for row in meta:
+        by_batch.setdefault(row["batch"], []).append(row)
+    pattern = task.encoded_tar_path_of_split[_split_key(config, split)].as_posix().replace("*", "0%05d")
+    sink = wds.ShardWriter(pattern, encoder=False, compress=False, maxcount=config.save_encoded_per_batches,
+                           verbose=False)
+    written = nonfinite = 0
+    used: set[str] = set()
+    duplicates = 0
+    try:
+        for batch in sorted(by_batch):
+            rows = sorted(by_batch[batch], key=lambda r: r["pos"])
+            prefix = embeddings / dirname / f"{batch:06d}"
+            if not Path(f"{prefix}.json").exists():
+                raise ScoreInputError(f"split {split}: no embeddings for batch {batch}")
+            emb, _header = read_tensor(prefix, MAX_EMBEDDING_BATCH)
+            if emb.ndim != 3 or emb.shape[0] != len(rows) or emb.shape[2] != output_dim:
+                raise ScoreInputError(
+                    f"split {split} batch {batch}: expected [{len(rows)}, T', {output_dim}], got {list(emb.shape)}")
+            nonfinite += int((~emb.float().isfinite()).any(dim=(1, 2)).sum())
+            for row, embed in zip(rows, emb):
+                key = f"{row['key']}{batch}"  # X-ARES's own key
+                if key in used:
+                    duplicates += 1
+                    if mode == "unique":
+                        key = f"{key}_{row['pos']}"
+                used.add(key)
+                buf = io.BytesIO()
+                np.save(buf, embed.numpy())
+                sink.write({"npy": buf.getvalue(), "json": json.dumps(row["json"]).encode("utf-8"), "__key__": key})
+                written += 1
+        extra = sorted(int(p.name[:-5]) for p in (embeddings / dirname).glob("*.json")
+                       if p.name[:-5].isdigit() and int(p.name[:-5]) not in by_batch)
+        if extra:
+            raise ScoreInputError(f"split {split}: embeddings for batches that were never prepared: {extra[:5]}")
+    finally:
+        sink.close()
+    return {"prepared": len(meta), "written": written, "duplicate_keys": duplicates, "nonfinite_samples": nonfinite}
+
+
+def _split_key(config, split: str):
+    for key in config.encoded_tar_name_of_split:
+        if str(key) == split:
+            return key
+    raise KeyError(split)
+
+
+def count_read_back(config, task, split: str) -> tuple[int, list[str]]:
+    """How many records X-ARES's own embedding reader yields for a split (it skips with a warning)."""
+    import torch
+    from xares.audiowebdataset import create_embedding_webdataset
+
+    state = torch.get_rng_state()  # counting must not move the generator training will use
+    url = task.encoded_tar_path_of_split[_split_key(config, split)].as_posix()
+    count = 0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dl = create_embedding_webdataset([url], batch_size=64, num_workers=0, training=False)
+        for (_x, _lengths), _y, filenames in dl:
+            count += len(filenames)
+    torch.set_rng_state(state)
+    return count, [str(w.message)[:200] for w in caught][:10]
+
+
+def _clear_scores(task) -> None:
+    if task.ckpt_dir.exists():
+        shutil.rmtree(task.ckpt_dir)
+
+
+def _float(value) -> float:
+    return float(value.item() if hasattr(value, "item") else value)
+
+
+def score(args: argparse.Namespace) -> dict:
+    import numpy as np
+    import torch
+    import webdataset.filters as wds_filters
+    from xares.task import XaresTask
+
+    encoder = stand_in_encoder(args.encoder_name, args.sampling_rate, args.output_dim, args.hop_ms)
+    config = load_config(args.task, args.config_function, encoder)
+    config.env_root = str(Path(args.work) / "env")
+    task_dir = Path(config.env_root) / config.name
+    task_dir.mkdir(parents=True, exist_ok=True)
+    (task_dir / config.xares_settings.audio_ready_filename).touch()  # never a Zenodo download
+    task = XaresTask(config=config)
+    prepared, embeddings = Path(args.prepared), Path(args.embeddings)
+    order = json.loads((prepared / "audio" / "order.json").read_text())
+    counts = {}
+    for entry in order:
+        counts[entry["split"]] = write_encoded(config, task, entry["split"], entry["dir"], prepared, embeddings,
+                                               args.mode, args.output_dim)
+    task.encoded_ready_path.touch()
+    for entry in order:
+        read, messages = count_read_back(config, task, entry["split"])
+        counts[entry["split"]].update(read_back=read, lost=counts[entry["split"]]["written"] - read,
+                                      reader_warnings=messages)
+
+    shim = _SeededRandomModule(args.seed)
+    wds_filters.random = shim
+    track_a_values, seeds = [], []
+    for repeat in range(args.repeats):
+        seed = derive_seed(args.seed, "track-a", repeat)
+        seeds.append(seed)
+        shim._base = seed
+        shim._count = 0
+        torch.manual_seed(seed)
+        np.random.seed(seed % 2**32)
+        random.seed(seed)
+        _clear_scores(task)
+        value, _weight = task.run_mlp()
+        track_a_values.append(_float(value))
+    track_b = None
+    if config.do_knn:
+        shim._base = derive_seed(args.seed, "track-b")
+        shim._count = 0
+        torch.manual_seed(config.seed)
+        value, _weight = task.run_knn()
+        track_b = _float(value)
+    return {
+        "task": config.name,
+        "formal_name": config.formal_name,
+        "metric": config.metric,
+        "eval_weight": config.eval_weight,
+        "mode": args.mode,
+        "track_a": {
+            "value": statistics.fmean(track_a_values) if track_a_values else None,
+            "values": track_a_values,
+            "seeds": seeds,
+            "std": statistics.pstdev(track_a_values) if len(track_a_values) > 1 else 0.0,
+        },
+        "track_b": track_b,
+        "do_knn": bool(config.do_knn),
+        "counts": counts,
+        "finite": all(not math.isnan(v) for v in track_a_values),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="checker.score")
+    parser.add_argument("--task", required=True)
+    parser.add_argument("--config-function")
+    parser.add_argument("--prepared", required=True)
+    parser.add_argument("--embeddings", required=True)
+    parser.add_argument("--work", required=True)
+    parser.add_argument("--encoder-name", required=True)
+    parser.add_argument("--sampling-rate", type=int, required=True)
+    parser.add_argument("--hop-ms", type=float, required=True)
+    parser.add_argument("--output-dim", type=int, required=True)
+    parser.add_argument("--mode", choices=("unique", "xares"), default="unique")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+    try:
+        result = score(args)
+    except ScoreInputError as exc:
+        Path(args.out).write_text(json.dumps({"error": "embeddings", "detail": str(exc)}))
+        print(f"aecc-score: {exc}", file=sys.stderr)
+        return 5
+    Path(args.out).write_text(json.dumps(result, indent=1))
+    print(f"aecc-score: {result['task']}: track A {result['track_a']['value']}, track B {result['track_b']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
