@@ -140,7 +140,11 @@ def count_read_back(config, task, split: str) -> tuple[int, list[str]]:
         for (_x, _lengths), _y, filenames in dl:
             count += len(filenames)
     torch.set_rng_state(state)
-    return count, [str(w.message)[:200] for w in caught][:10]
+    # Only the reader's own skips matter here (webdataset reports them as UserWarning with the
+    # exception's repr); resource and pin_memory notices are noise.
+    skips = [str(w.message)[:200] for w in caught
+             if issubclass(w.category, UserWarning) and "pin_memory" not in str(w.message)]
+    return count, skips[:10]
 
 
 def _clear_scores(task) -> None:

@@ -19,7 +19,6 @@ loses at most the task in flight.
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import enum
 import hashlib
@@ -70,39 +69,21 @@ class TaskRef:
         return hashlib.sha256(text).hexdigest()
 
 
-def _task_name_from_file(path: Path) -> str | None:
-    """The literal `name="..."` of the TaskConfig a task file builds, read with ast, never run."""
-    try:
-        tree = ast.parse(path.read_text())
-    except (OSError, SyntaxError):
-        return None
-    for node in ast.walk(tree):
-        if isinstance(node, ast.keyword) and node.arg == "name" and isinstance(node.value, ast.Constant):
-            if isinstance(node.value.value, str):
-                return node.value.value
-    return None
-
-
 def resolve_task(arg: str) -> TaskRef:
-    """A registry name or an X-ARES-style task module file.
+    """A registry name or an X-ARES-style task module file (checked with ast, never imported here).
 
     Raises:
-        UsageError: neither a known task nor a task file (with the known names).
+        UsageError: neither a known, supported task nor a well-formed task file.
     """
-    path = Path(arg)
-    if path.suffix == ".py":
-        if not path.is_file():
-            raise UsageError(f"task file {arg} not found", expected="an X-ARES task module (*.py)", found=arg)
-        return TaskRef(label=path.stem.removesuffix("_task"), module=f"/tasks/{path.name}", config_function=None,
-                       file=path.resolve(), task_name=_task_name_from_file(path))
-    from harness import registry
+    from harness.registry import TaskSourceKind, resolve_task_argument
 
-    entry = registry.load_registry().get(arg)
-    if not entry.supported:
-        raise UsageError(f"task {arg} is not supported", expected="a supported task",
-                         found=entry.unsupported_reason or "unsupported")
-    return TaskRef(label=entry.name, module=entry.xares_module, config_function=entry.config_function,
-                   task_name=entry.name)
+    source = resolve_task_argument(arg)
+    if source.kind is TaskSourceKind.MODULE:
+        path = Path(source.path).resolve()
+        return TaskRef(label=source.name, module=f"/tasks/{path.name}", config_function=source.config_function,
+                       file=path, task_name=source.name)
+    return TaskRef(label=source.name, module=source.module, config_function=source.config_function,
+                   task_name=source.name)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -361,7 +361,9 @@ def _module_facts(path: Path) -> dict:
                               "crop_length", "task_type"):
                     facts[kw.arg] = ast.literal_eval(kw.value)
                 elif kw.arg == "k_fold_splits":
-                    facts[kw.arg] = eval(compile(ast.Expression(kw.value), "<k_fold>", "eval"), {"__builtins__": {"list": list, "range": range}})  # noqa: S307
+                    # list(range(a, b)) in every 0.1.3 module: evaluate with nothing but list and range
+                    code = compile(ast.Expression(kw.value), "<k_fold_splits>", "eval")
+                    facts[kw.arg] = eval(code, {"__builtins__": {"list": list, "range": range}})  # noqa: S307
     if facts["formal_name"] is None:
         facts["formal_name"] = facts["name"]
     return facts

@@ -1,0 +1,24 @@
+"""Tiny tones: three tone bands and two noise colours, clips at 8, 16 and 22.05 kHz (data: harness/taskgen.py)."""
+
+from xares.task import TaskConfig
+
+
+def tiny_tones_config(encoder) -> TaskConfig:
+    class_label_maps = {"tone_low": 0, "tone_mid": 1, "tone_high": 2, "noise_white": 3, "noise_brown": 4}
+    return TaskConfig(
+        batch_size_encode=8,
+        do_knn=True,
+        encoder=encoder,
+        epochs=8,
+        eval_weight=20,
+        formal_name="Tiny Tones",
+        label_processor=lambda x: class_label_maps[x["label"]],
+        metric="accuracy",
+        name="tiny_tones",
+        output_dim=len(class_label_maps),
+        private=False,
+        test_split="test",
+        train_split="train",
+        valid_split="valid",
+        zenodo_id=None,
+    )
