@@ -12,6 +12,7 @@ import ctypes
 import json
 import math
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +57,17 @@ def write_tensor(prefix: Path, tensor: Any, extra: dict | None = None) -> int:
     return len(data)
 
 
+def _open_plain(path: Path):
+    """Open without following a symbolic link: a stage's output dir may hold planted links."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise BatchFormatError(f"{Path(path).name}: not a regular file")
+    return os.fdopen(fd, "rb")
+
+
 def read_header(path: Path, cap: int = HEADER_CAP) -> dict:
-    with open(path, "rb") as fh:
+    with _open_plain(path) as fh:
         raw = fh.read(cap + 1)
     if len(raw) > cap:
         raise BatchFormatError(f"{path.name}: header larger than {cap} bytes")
@@ -76,7 +86,7 @@ def read_tensor(prefix: Path, max_bytes: int) -> Any:
     size = payload_size(header)
     if size > max_bytes:
         raise BatchFormatError(f"{Path(prefix).name}: {size} bytes exceeds the cap of {max_bytes}")
-    with open(f"{prefix}.bin", "rb") as fh:
+    with _open_plain(Path(f"{prefix}.bin")) as fh:
         data = fh.read(size + 1)
     if len(data) != size:
         raise BatchFormatError(f"{Path(prefix).name}: payload has {len(data)} bytes, header says {size}")

@@ -11,12 +11,14 @@ def tiny_crop_config(encoder) -> TaskConfig:
     class_label_maps = {"hum": 0, "whine": 1, "rain": 2}
     return TaskConfig(
         batch_size_encode=8,
+        batch_size_train=8,  # tens of clips: several optimiser steps per epoch
         crop_length=1,  # whole seconds: a float crashes X-ARES's crop loop
         do_knn=True,
         encoder=encoder,
-        epochs=8,
+        epochs=10,
         eval_weight=9,
         formal_name="Tiny Crop",
+        learning_rate=1e-2,
         label_processor=lambda x: class_label_maps[x["label"]],
         metric="accuracy",
         name="tiny_crop",

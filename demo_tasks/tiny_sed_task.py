@@ -24,12 +24,14 @@ def tiny_sed_config(encoder) -> TaskConfig:
 
     return TaskConfig(
         batch_size_encode=8,
+        batch_size_train=8,  # tens of clips: several optimiser steps per epoch
         criterion="BCEWithLogitsLoss",
         do_knn=False,
         encoder=encoder,
-        epochs=8,
+        epochs=10,
         eval_weight=9,
         formal_name="Tiny SED",
+        learning_rate=1e-2,
         label_processor=label_transform,
         metric="segmentf1_macro",
         metric_args=dict(hop_size_in_ms=encoder.hop_size_in_ms if encoder else 0, segment_length_in_s=0.5),

@@ -21,12 +21,14 @@ def tiny_tags_config(encoder) -> TaskConfig:
 
     return TaskConfig(
         batch_size_encode=8,
+        batch_size_train=8,  # tens of clips: several optimiser steps per epoch
         criterion="BCEWithLogitsLoss",
         do_knn=False,
         encoder=encoder,
-        epochs=8,
+        epochs=10,
         eval_weight=14,
         formal_name="Tiny Tags",
+        learning_rate=1e-2,
         label_processor=manyhot_label_map,
         metric="mAP",
         name="tiny_tags",

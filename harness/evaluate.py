@@ -119,7 +119,10 @@ def fingerprint(directory: Path) -> str:
     except (OSError, json.JSONDecodeError):
         cache = {}
     digest = hashlib.sha256()
-    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+    # X-ARES run directly on the same env writes embeddings/ and checkpoints/ into it: not data.
+    skip = {"embeddings", "checkpoints"}
+    for path in sorted(p for p in directory.rglob("*")
+                       if p.is_file() and not skip & set(p.relative_to(directory).parts[:1])):
         stat = path.stat()
         key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
         if key not in cache:
@@ -310,6 +313,12 @@ class Evaluation:
         self._raise_infra(result)
         scored = read_json(work / "score.json", RESULT_CAP) if (work / "score.json").is_file() else None
         if result.outcome is Outcome.OK and scored and "error" not in scored:
+            bad = {split: c["nonfinite_samples"] for split, c in scored["counts"].items() if c["nonfinite_samples"]}
+            if bad:
+                # X-ARES would train on them and report a meaningless number; the harness refuses.
+                raise SubmissionError(f"task {task.label}: embeddings contain NaN or Inf",
+                                      expected="finite embeddings", found=f"samples with NaN/Inf per split: {bad}",
+                                      log_path=result.log_path)
             return scored
         if scored and scored.get("error") == "embeddings":
             raise SubmissionError(f"task {task.label}: the embeddings do not match the prepared audio",

@@ -57,7 +57,7 @@ from typing import Callable, Iterator, Sequence
 from harness.errors import HarnessError, InfraError, UsageError
 
 #: bump when any task's bytes change for the same seed; part of every manifest
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 MANIFEST_NAME = ".taskgen.json"
 #: X-ARES's `XaresSettings.audio_ready_filename`
 AUDIO_READY_NAME = ".audio_tar_ready"
@@ -250,14 +250,17 @@ TONES_RATES = (16000, 22050, 8000)
 
 
 def _make_tones(rng: random.Random, split: SplitSpec, index: int, label: str):
-    sr = TONES_RATES[index % len(TONES_RATES)]
+    # 8 kHz only where the class has no energy above 4 kHz anyway, so that the band limit of an
+    # upsampled clip is not a cue that crosses classes
+    rates = TONES_RATES if label in ("tone_low", "tone_mid", "noise_brown") else TONES_RATES[:2]
+    sr = rates[index % len(rates)]
     n = _n(rng.uniform(0.5, 2.0), sr)
     if label in TONE_BANDS:
         lo, hi = TONE_BANDS[label]
         f = rng.uniform(lo, hi)
         x = _tone(f, n, sr, 1.0, rng.uniform(0, 2 * math.pi))
         _mix_into(x, _tone(2 * f, n, sr), gain=rng.uniform(0.05, 0.2))
-        _mix_into(x, _white(rng, n), gain=0.02)
+        _mix_into(x, _brown(rng, n), gain=0.01)
     elif label == "noise_white":
         x = _white(rng, n)
     else:

@@ -5,9 +5,13 @@ downloaded at construction: the encoder works offline once `requirements.txt` is
 
 Mapping to the challenge contract `[B, T] -> [B, T', D]`:
 
-* 16 kHz mono (CREPE's own rate), one frame every 10 ms (CREPE's usual hop of 160 samples).
+* 16 kHz mono (CREPE's own rate), one frame every 20 ms (320 samples). CREPE's pitch tracker
+  usually hops 10 ms; each frame is computed from its own window, so the hop is free, and 20 ms
+  halves the cost (a 10-minute clip takes about a minute on 2 CPU cores instead of two).
+  `CrepeEncoder(hop_size_in_ms=10)` gives CREPE's usual frame rate.
 * Frames are CREPE's: 1024-sample windows, centred (the clip is zero-padded by 512 samples on
-  each side), so a clip of T samples gives `1 + T // 160` frames, like `torchcrepe.embed(pad=True)`.
+  each side), so a clip of T samples gives `1 + T // 320` frames, exactly the frames of
+  `torchcrepe.embed(audio, 16000, hop_length=320, model="tiny")`.
   Each window is mean-centred and divided by its own standard deviation, as CREPE was trained.
 * The embedding is the output of CREPE's fifth conv block (conv5 -> ReLU -> BatchNorm -> max-pool),
   the layer `torchcrepe.embed` returns: 32 channels x 8 positions = D = 256 for "tiny",
@@ -21,8 +25,9 @@ for 10-minute inputs (the conv1 activation alone is 128 KiB per frame).
 
 import os
 
-# torchcrepe imports librosa and resampy, whose numba functions may try to write a cache next to
-# the installed package; in a read-only container that must go to a writable place instead.
+# torchcrepe depends on librosa, whose modules are compiled by numba with `cache=True` when first
+# imported; on a read-only root that raises ("no locator available") unless numba's cache goes to a
+# writable place. Nothing below calls librosa, but a user of torchcrepe's decoders would.
 os.environ.setdefault("NUMBA_CACHE_DIR", "/tmp/numba-cache")
 
 import torch
@@ -34,7 +39,7 @@ WINDOW = torchcrepe.WINDOW_SIZE  # 1024 samples at 16 kHz
 
 
 class CrepeEncoder(nn.Module):
-    def __init__(self, capacity: str = "tiny", hop_size_in_ms: int = 10, frames_per_chunk: int = 2048):
+    def __init__(self, capacity: str = "tiny", hop_size_in_ms: int = 20, frames_per_chunk: int = 2048):
         super().__init__()
         self.sampling_rate = torchcrepe.SAMPLE_RATE  # 16000
         self.hop_size_in_ms = hop_size_in_ms
@@ -47,7 +52,7 @@ class CrepeEncoder(nn.Module):
         self.output_dim = self.model.conv5.out_channels * 8  # 8 positions left of 1024 after 5 pools
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
-        """[B, T] float waveform at 16 kHz -> [B, 1 + T // 160, 256] float32."""
+        """[B, T] waveform at 16 kHz -> [B, 1 + T // hop, output_dim] float32 (hop: 320 samples)."""
         if audio.dim() == 1:
             audio = audio.unsqueeze(0)
         audio = audio.float()
