@@ -42,22 +42,42 @@ def split_dirname(split: object) -> str:
 
 
 def inventory(tar_paths: list[str]) -> dict:
-    """Keys in the shards and what each has, read with tarfile (no decoding)."""
+    """Keys in the shards and what each has, read with tarfile (no decoding).
+
+    tarfile stops quietly at the first header it cannot parse, as if the archive ended there, and
+    so does webdataset; a shard whose bytes go on past that point (anything but the zero blocks
+    that end a tar) is therefore reported as corrupt, by name, rather than read as a shorter shard.
+    """
     keys: dict[str, set] = {}
+    shard_of: dict[str, str] = {}
     for path in tar_paths:
+        size = Path(path).stat().st_size
         try:
             with tarfile.open(path, "r:") as tar:
                 for member in tar:
                     if not member.isfile():
                         continue
+                    if member.offset_data + member.size > size:
+                        raise DataError(f"shard {path} is truncated inside member {member.name!r}")
                     name = member.name.rsplit("/", 1)[-1]
                     key, _, ext = name.partition(".")
                     keys.setdefault(key, set()).add(ext.lower())
+                    shard_of.setdefault(key, Path(path).name)
+                end = tar.offset
         except (tarfile.TarError, OSError) as exc:
             raise DataError(f"shard {path} is unreadable: {exc}") from None
+        with open(path, "rb") as fh:
+            fh.seek(end)
+            rest = fh.read()
+        if rest.strip(b"\0"):
+            raise DataError(f"shard {path} is corrupt: {len(rest)} bytes after byte {end} are not a tar entry")
     no_json = sorted(k for k, exts in keys.items() if "json" not in exts)
     no_audio = sorted(k for k, exts in keys.items() if not exts & set(AUDIO_EXTENSIONS))
-    return {"keys": len(keys), "missing_json": no_json, "missing_audio": no_audio}
+    return {
+        "keys": len(keys),
+        "missing_json": [f"{k} ({shard_of[k]})" for k in no_json],
+        "missing_audio": [f"{k} ({shard_of[k]})" for k in no_audio],
+    }
 
 
 def prepare(args: argparse.Namespace) -> dict:

@@ -7,7 +7,7 @@ Mapping to the challenge contract `[B, T] -> [B, T', D]`:
 
 * 16 kHz mono (CREPE's own rate), one frame every 20 ms (320 samples). CREPE's pitch tracker
   usually hops 10 ms; each frame is computed from its own window, so the hop is free, and 20 ms
-  halves the cost (a 10-minute clip takes about a minute on 2 CPU cores instead of two).
+  halves the cost (a 10-minute clip: 1 to 1.5 minutes on 2 CPU cores instead of 2 to 3).
   `CrepeEncoder(hop_size_in_ms=10)` gives CREPE's usual frame rate.
 * Frames are CREPE's: 1024-sample windows, centred (the clip is zero-padded by 512 samples on
   each side), so a clip of T samples gives `1 + T // 320` frames, exactly the frames of

@@ -2,7 +2,7 @@
 
 16 kHz mono in, one 128-dimensional frame every 10 ms out: log power spectrum of 25 ms windows
 (torch.stft, centred, so a clip of T samples gives T // 160 + 1 frames), projected by a fixed
-random matrix. No weights to download, deterministic, and it meets the whole contract, which makes
+random matrix and squashed with tanh (bounded features train a probe well). No weights to download, deterministic, and it meets the whole contract, which makes
 it the reference `make validate` and `make demo` run against.
 """
 
@@ -27,4 +27,4 @@ class SpectralEncoder(nn.Module):
         spec = torch.stft(audio, self.n_fft, hop_length=self.hop, window=self.window, center=True,
                           return_complex=True)  # [B, F, T']
         power = spec.abs().pow(2).clamp_min(1e-10).log()
-        return power.transpose(1, 2) @ self.projection  # [B, T', D]
+        return torch.tanh(power.transpose(1, 2) @ self.projection / 8.0)  # [B, T', D], bounded

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tarfile
@@ -98,22 +99,24 @@ def run_xares_directly(client, env: Path, task: str, tmp_path: Path, runs: int) 
 
 
 def test_parity_with_xares_run_directly(client, env, tmp_path):
-    direct = run_xares_directly(client, env, "tiny_tones", tmp_path, runs=3)
-    result = _score(env, tmp_path / "out", "tiny_tones", repeats=3)
+    runs = 4
+    direct = run_xares_directly(client, env, "tiny_tones", tmp_path, runs=runs)
+    result = _score(env, tmp_path / "out", "tiny_tones", repeats=runs)
     jsonschema.validate(result, evaluate.result_schema())
     tones = _by_task(result)["tiny_tones"]
     assert tones["outcome"] == "scored"
     knn = {round(d["knn"], 9) for d in direct}
     assert len(knn) == 1, f"X-ARES's own Track B varied: {knn}"
     assert tones["track_b"] == pytest.approx(direct[0]["knn"], abs=1e-6)
+    # Track A: X-ARES's own value moves run to run (its shuffle is seeded from pid and time), so the
+    # comparison is between distributions: the harness's mean over its derived seeds lies within
+    # three standard errors (plus one test sample, 1/20) of X-ARES's mean over its own runs.
     mlp = [d["mlp"] for d in direct]
-    low, high = min(mlp), max(mlp)
-    # Track A: the harness's runs (3 derived seeds) fall within X-ARES's own spread, widened by one
-    # test sample's worth (1/20) because 3 direct runs under-sample a spread X-ARES does not bound.
-    slack = 1 / 20
-    for value in tones["track_a_detail"]["values"]:
-        assert low - slack <= value <= high + slack, (value, mlp)
-    assert len(set(tones["track_a_detail"]["seeds"])) == 3
+    ours = tones["track_a_detail"]["values"]
+    error = (statistics.pvariance(mlp) / runs + statistics.pvariance(ours) / runs) ** 0.5
+    assert abs(statistics.fmean(ours) - statistics.fmean(mlp)) <= 3 * error + 1 / 20, (ours, mlp)
+    assert tones["track_a"] == pytest.approx(statistics.fmean(ours))
+    assert len(set(tones["track_a_detail"]["seeds"])) == runs
 
 
 def test_track_a_is_reproducible(env, tmp_path):
@@ -160,9 +163,12 @@ def test_labels_never_reach_a_submission_container(env, tmp_path, monkeypatch):
                 tar.addfile(m, __import__("io").BytesIO(payload))
     snoop = tmp_path / "snoop"
     snoop.mkdir()
+    head, tail = CANARY[:9], CANARY[9:]  # the snooper's own source must not contain the needle
     (snoop / "encoder.py").write_text((GOOD / "encoder.py").read_text() + f'''
 
 import os as _os
+
+_NEEDLE = "{head}" + "{tail}"
 
 
 def _search():
@@ -175,11 +181,11 @@ def _search():
             for name in files:
                 try:
                     with open(_os.path.join(root, name), "rb") as fh:
-                        if b"{CANARY}" in fh.read(1 << 20):
+                        if _NEEDLE.encode() in fh.read(1 << 20):
                             hits.append(_os.path.join(root, name))
                 except OSError:
                     pass
-    env_hit = any("{CANARY}" in v for v in _os.environ.values())
+    env_hit = any(_NEEDLE in v for v in _os.environ.values())
     print("SNOOP-RESULT", len(hits), env_hit, hits[:3], flush=True)
 
 
@@ -273,3 +279,22 @@ def test_cli_progress_results_and_resume(env, tmp_path):
     assert second.returncode == 0, second.stderr[-3000:]
     assert second.stderr.count("already scored (resumed)") == 2
     assert "prepare: cached" not in second.stderr  # nothing re-ran at all
+
+
+def test_sample_without_label_is_an_infra_error_not_a_silent_drop(env, tmp_path):
+    """X-ARES 0.1.3 drops a raw-audio sample whose json is missing with only a warning; the harness
+    refuses to score on the silently reduced data and names the key and its shard."""
+    data = tmp_path / "env"
+    shutil.copytree(env / "tiny_tones", data / "tiny_tones")
+    shard = sorted((data / "tiny_tones").glob("test*.tar"))[0]
+    with tarfile.open(shard) as tar:
+        members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
+    victim = next(m.name for m, _ in members if m.name.endswith(".json"))
+    with tarfile.open(shard, "w", format=tarfile.GNU_FORMAT) as tar:
+        for m, payload in members:
+            if m.name != victim:
+                tar.addfile(m, __import__("io").BytesIO(payload))
+    with pytest.raises(InfraError) as err:
+        _score(data, tmp_path / "out", "tiny_tones")
+    message = str(err.value)
+    assert "silently drop" in message and victim.split(".")[0] in message and shard.name in message
