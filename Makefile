@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 AECC := $(BIN)/aecc
 PYTEST_ARGS ?=
 
-.PHONY: all venv engine images demo validate test test-fast doctor cleanup clean
+.PHONY: all venv engine tools images demo-data demo validate test test-fast doctor cleanup clean
 
 SUBMISSION ?= examples/good_encoder
 
@@ -24,6 +24,17 @@ venv: $(BIN)/.installed
 engine:
 	bash scripts/engine-setup.sh
 
+# Host tools the generated demo/test data needs (espeak-ng speaks the digits task).
+tools:
+	bash scripts/host-tools.sh
+
+DEMO_ENV ?= $(HOME)/.aecc/demo-env
+DEMO_OUT ?= $(HOME)/.aecc/demo-results
+
+demo-data: venv tools
+	$(BIN)/python -m harness.taskgen $(DEMO_ENV)
+	chmod -R a+rX $(DEMO_ENV)
+
 images: venv engine
 	$(AECC) images build --target runtime
 
@@ -31,22 +42,21 @@ doctor: venv engine
 	$(AECC) doctor
 
 # The main job on the bundled example: check the machine, build (or find) the layered images,
-# show what a submission sees from inside the T4-shaped sandbox, then validate the example.
-demo: images
+# validate the example encoder, then score it with X-ARES on the generated demo suite.
+demo: images demo-data
 	$(AECC) doctor
-	$(AECC) images list
-	$(AECC) sandbox run --stage check --image runtime -- python -m checker.probe
 	$(AECC) validate examples/good_encoder
+	$(AECC) score examples/good_encoder --data $(DEMO_ENV) --tasks demo_tasks/*_task.py --out $(DEMO_OUT)
 
 # A participant's check before e-mailing: `make validate SUBMISSION=my.zip`.
 validate: images
 	$(AECC) validate $(SUBMISSION) $(VALIDATE_ARGS)
 
-test: images
+test: images tools
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # Everything but the slow image builds (developers iterating on the runner).
-test-fast: venv engine
+test-fast: venv engine tools
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
 cleanup: venv
