@@ -1,7 +1,10 @@
 """Prepare stage (trusted runtime image, network off): X-ARES task data -> label-free audio batches.
 
-    python -P -m checker.prepare --task MODULE [--config-function NAME] --env /env --out /out
-        --sampling-rate SR --hop-ms H --output-dim D
+    python -P -m checker.prepare --jobs JOBS.json --env /env --sampling-rate SR --hop-ms H --output-dim D
+
+JOBS.json is a list of {"task": MODULE, "config_function": NAME or null, "out": DIR}: one container
+prepares every task that is not cached yet (importing torch and X-ARES once, not once per task).
+A task whose data is bad gets `DIR/error.json` and the others go on.
 
 Runs X-ARES's own raw-audio pipeline (`create_rawaudio_webdataset`) with exactly the arguments
 `XaresTask.make_encoded_tar` uses (decode, resample to the encoder's rate, mono, crops, batch size,
@@ -81,6 +84,7 @@ def inventory(tar_paths: list[str]) -> dict:
 
 
 def prepare(args: argparse.Namespace) -> dict:
+    """One task: `args.task`, `args.config_function`, `args.out` plus the shared encoder attributes."""
     import torch.multiprocessing as mp
     from xares.audiowebdataset import create_rawaudio_webdataset, expand_with_brace
 
@@ -159,22 +163,23 @@ def prepare(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="checker.prepare")
-    parser.add_argument("--task", required=True, help="task module file or module name")
-    parser.add_argument("--config-function")
+    parser.add_argument("--jobs", required=True, help="JSON list of {task, config_function, out}")
     parser.add_argument("--env", required=True)
-    parser.add_argument("--out", required=True)
     parser.add_argument("--sampling-rate", type=int, required=True)
     parser.add_argument("--hop-ms", type=float, required=True)
     parser.add_argument("--output-dim", type=int, required=True)
     args = parser.parse_args(argv)
-    try:
-        manifest = prepare(args)
-    except DataError as exc:
-        print(f"aecc-prepare: data error: {exc}", file=sys.stderr)
-        Path(args.out, "error.json").write_text(json.dumps({"error": str(exc)}))
-        return 4
-    total = sum(s["samples"] for s in manifest["splits"])
-    print(f"aecc-prepare: {manifest['task']}: {len(manifest['splits'])} splits, {total} samples")
+    for job in json.loads(Path(args.jobs).read_text()):
+        one = argparse.Namespace(**vars(args), task=job["task"], config_function=job.get("config_function"),
+                                 out=job["out"])
+        try:
+            manifest = prepare(one)
+        except DataError as exc:
+            print(f"aecc-prepare: {job['task']}: data error: {exc}", file=sys.stderr, flush=True)
+            Path(one.out, "error.json").write_text(json.dumps({"error": str(exc)}))
+            continue
+        total = sum(s["samples"] for s in manifest["splits"])
+        print(f"aecc-prepare: {manifest['task']}: {len(manifest['splits'])} splits, {total} samples", flush=True)
     return 0
 
 

@@ -1,8 +1,10 @@
 """Score stage (trusted runtime image, network off): embeddings + labels -> X-ARES's Track A and B.
 
-    python -P -m checker.score --task MODULE [--config-function NAME] --prepared /prepared
-        --embeddings /embeddings --work /work --encoder-name NAME --sampling-rate SR --hop-ms H
-        --output-dim D [--mode unique|xares] [--seed S] [--repeats N] [--out /work/score.json]
+    python -P -m checker.score --jobs JOBS.json --encoder-name NAME --sampling-rate SR --hop-ms H
+        --output-dim D [--mode unique|xares] [--repeats N]
+
+JOBS.json lists, per task, {"task", "config_function", "prepared", "embeddings", "work", "seed",
+"out"}; every task is scored in turn in one process and writes its own `out` JSON, an error too.
 
 The probes are X-ARES's own: this module writes the encoded shards X-ARES's `make_encoded_tar`
 would have written (same order, same `npy` + `json` + key records, same shard size) into a scratch
@@ -157,6 +159,7 @@ def _float(value) -> float:
 
 
 def score(args: argparse.Namespace) -> dict:
+    """One task: `args.task`, `.config_function`, `.prepared`, `.embeddings`, `.work`, `.seed`."""
     import numpy as np
     import torch
     import webdataset.filters as wds_filters
@@ -222,29 +225,36 @@ def score(args: argparse.Namespace) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import traceback
+
     parser = argparse.ArgumentParser(prog="checker.score")
-    parser.add_argument("--task", required=True)
-    parser.add_argument("--config-function")
-    parser.add_argument("--prepared", required=True)
-    parser.add_argument("--embeddings", required=True)
-    parser.add_argument("--work", required=True)
+    parser.add_argument("--jobs", required=True)
     parser.add_argument("--encoder-name", required=True)
     parser.add_argument("--sampling-rate", type=int, required=True)
     parser.add_argument("--hop-ms", type=float, required=True)
     parser.add_argument("--output-dim", type=int, required=True)
     parser.add_argument("--mode", choices=("unique", "xares"), default="unique")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
-    try:
-        result = score(args)
-    except ScoreInputError as exc:
-        Path(args.out).write_text(json.dumps({"error": "embeddings", "detail": str(exc)}))
-        print(f"aecc-score: {exc}", file=sys.stderr)
-        return 5
-    Path(args.out).write_text(json.dumps(result, indent=1))
-    print(f"aecc-score: {result['task']}: track A {result['track_a']['value']}, track B {result['track_b']}")
+    for job in json.loads(Path(args.jobs).read_text()):
+        one = argparse.Namespace(**vars(args), task=job["task"], config_function=job.get("config_function"),
+                                 prepared=job["prepared"], embeddings=job["embeddings"], work=job["work"],
+                                 seed=int(job["seed"]))
+        out = Path(job["out"])
+        try:
+            result = score(one)
+        except ScoreInputError as exc:
+            out.write_text(json.dumps({"error": "embeddings", "detail": str(exc)}))
+            print(f"aecc-score: {job['task']}: {exc}", file=sys.stderr, flush=True)
+            continue
+        except Exception:  # X-ARES failed on this task: the others may still score
+            detail = traceback.format_exc()[-3000:]
+            out.write_text(json.dumps({"error": "scoring", "detail": detail}))
+            print(f"aecc-score: {job['task']}: scoring failed:\n{detail}", file=sys.stderr, flush=True)
+            continue
+        out.write_text(json.dumps(result, indent=1))
+        print(f"aecc-score: {result['task']}: track A {result['track_a']['value']}, track B {result['track_b']}",
+              flush=True)
     return 0
 
 

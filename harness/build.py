@@ -62,6 +62,7 @@ def submission_layer(submission: Submission, torch_version: str) -> images.Layer
         tag_prefix=f"{submission.sha256[:12]}-",
         untrusted=True,
         freeze_path="/opt/submission/pip-freeze.txt",
+        freeze_command="/opt/venv/bin/pip --python /opt/submission/venv/bin/python freeze --all",
         workdir="/opt/submission/src",
     )
 

@@ -1,6 +1,8 @@
 """`aecc score`: one submission, scored with X-ARES on the given tasks, every stage in a container.
 
-    intake -> build -> fetch -> describe -> per task: prepare (cached) -> encode -> score
+    intake -> build -> fetch -> prepare (cached) -> encode -> score
+
+Each stage after fetch runs once for all tasks: one container, one torch import, tasks in turn.
 
 - prepare: trusted runtime image, network off, task data mounted read-only; its output is cached
   per (task data fingerprint, sample rate, task module, agent version), so a second submission at
@@ -12,9 +14,10 @@
   shards written in a scratch env that belongs to this submission and task.
 
 A task that fails for the submission (encode OOM, timeout, bad output) is recorded with its reason
-and the other tasks still run; an infrastructure failure stops with exit 2. Each finished task is
-written to `DIR/<sha256>/tasks/<task>.json` as it completes, and a rerun skips those, so a crash
-loses at most the task in flight.
+and the stage reruns for the tasks after it; an infrastructure failure stops with exit 2. Each
+task's entry is written to `DIR/<sha256>/tasks/<task>.json` as soon as it is known, verified
+embeddings are marked (`runs/<sha>/<task>/encode.ok`, written by the host), and a rerun skips
+both, so a crash loses at most the stage in flight.
 """
 
 from __future__ import annotations
@@ -37,9 +40,9 @@ from harness import build as build_stage
 from harness.errors import InfraError, SubmissionError, UsageError
 from harness.intake import Submission, intake
 from harness.profiles import SandboxProfile, Stage, load_profile
-from harness.runner import Mount, Outcome, RunResult, RunSpec, run_stage
+from harness.runner import Mount, Outcome, RunResult, RunSpec, directory_size, run_stage
 from harness.safeio import read_json
-from harness.validate import AGENT_TARGET, SUBMISSION_SRC, ValidateSpec, run_contract_agent
+from harness.validate import AGENT_TARGET, SUBMISSION_SRC
 
 SCHEMAS = Path(__file__).resolve().parent / "schemas"
 RESULT_NAME = "result.json"
@@ -147,12 +150,9 @@ def _task_mounts(task: TaskRef) -> list[Mount]:
     return [Mount(task.file, task.module)] if task.file else []
 
 
-def _task_args(task: TaskRef) -> list[str]:
-    return ["--task", task.module] + (["--config-function", task.config_function] if task.config_function else [])
-
-
 class Evaluation:
-    """The stages for one submission; each method is one stage and returns what the next needs."""
+    """The stages for one submission. Each stage runs once for all its tasks (one container, one
+    torch import), and a task that breaks a stage fails alone: the stage reruns for the rest."""
 
     def __init__(self, client: Any, spec: ScoreSpec, build_options: images.BuildOptions,
                  progress: Callable[[str], None]):
@@ -169,106 +169,209 @@ class Evaluation:
 
             self.gpu = gpu_mod.pick_gpu(gpu_mod.list_gpus(), spec.gpu, self.profile.gpu.memory_bytes).uuid
 
-    # -- stages ------------------------------------------------------------------------------
+    # -- fetch -------------------------------------------------------------------------------
 
-    def describe(self, submission: Submission, image: str, logs: Path) -> dict:
-        with tempfile.TemporaryDirectory(prefix="describe-", dir=paths.scratch()) as tmp:
+    def fetch(self, submission: Submission, image: str, logs: Path) -> dict:
+        """Construct the encoder once with network (its downloads land in the submission's cache)
+        and read the three attributes the trusted stages need."""
+        cache = paths.subdir("cache") / submission.sha256
+        cache.mkdir(parents=True, exist_ok=True)
+        cache.chmod(0o777)  # written by the sandbox user (uid 10001)
+        env = {"HF_HOME": "/cache/huggingface", "TORCH_HOME": "/cache/torch", "XDG_CACHE_HOME": "/cache/xdg"}
+        mounts = [Mount(images.AGENT_DIR, AGENT_TARGET), Mount(cache, "/cache", read_only=False)]
+        if self.build_options.ca_bundle is not None:
+            mounts.append(Mount(Path(self.build_options.ca_bundle).resolve(), "/run/aecc-ca.pem"))
+            env.update({"SSL_CERT_FILE": "/run/aecc-ca.pem", "REQUESTS_CA_BUNDLE": "/run/aecc-ca.pem"})
+        with tempfile.TemporaryDirectory(prefix="fetch-", dir=paths.scratch()) as tmp:
             out = Path(tmp)
             out.chmod(0o777)
-            cache = paths.subdir("cache") / submission.sha256
-            spec = RunSpec(stage=Stage.CHECK, image=image, workdir=SUBMISSION_SRC,
+            mounts.append(Mount(out, "/out", read_only=False))
+            spec = RunSpec(stage=Stage.FETCH, image=image, workdir=SUBMISSION_SRC, mounts=tuple(mounts), env=env,
                            command=("python", "-P", "-m", "checker.describe", "--submission", SUBMISSION_SRC,
-                                    "--encoder", submission.encoder.spec, "--out", "/out/describe.json"),
-                           mounts=(Mount(images.AGENT_DIR, AGENT_TARGET), Mount(out, "/out", read_only=False),
-                                   Mount(cache, "/cache")),
-                           env={"HF_HOME": "/cache/huggingface", "TORCH_HOME": "/cache/torch",
-                                "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
-            result = run_stage(self.client, self.profile, spec, logs / "describe.log")
+                                    "--encoder", submission.encoder.spec, "--out", "/out/describe.json"))
+            result = run_stage(self.client, self.profile, spec, logs / "fetch.log")
             self._raise_infra(result)
-            if result.outcome is not Outcome.OK:
-                raise SubmissionError("the encoder could not be constructed without network",
-                                      expected="construction to succeed after the fetch stage",
-                                      found=result.log_tail(800).strip() or result.detail, log_path=result.log_path)
+            if result.outcome is not Outcome.OK or not (out / "describe.json").is_file():
+                raise SubmissionError("the encoder could not be constructed in the fetch stage",
+                                      expected="construction to succeed (network on)",
+                                      found=result.log_tail(800).strip() or result.detail,
+                                      fix="run `aecc validate` on the submission", log_path=result.log_path)
             attrs = read_json(out / "describe.json", 64 * 1024)
         ok = (isinstance(attrs.get("sampling_rate"), int) and 1000 <= attrs["sampling_rate"] <= 384000
               and isinstance(attrs.get("output_dim"), int) and 0 < attrs["output_dim"] <= 1 << 20
-              and isinstance(attrs.get("hop_size_in_ms"), (int, float)) and 0 < attrs["hop_size_in_ms"] <= 10000)
+              and isinstance(attrs.get("hop_size_in_ms"), (int, float)) and 0 < attrs["hop_size_in_ms"] <= 10000
+              and isinstance(attrs.get("class_name"), str))
         if not ok:
             raise SubmissionError("the encoder's attributes are out of range", expected="sampling_rate 1k..384k Hz, "
                                   "output_dim 1..2^20, hop_size_in_ms 0..10000", found=json.dumps(attrs)[:300])
         return attrs
 
-    def prepare(self, task: TaskRef, attrs: dict, logs: Path) -> Path:
-        """Label-free batches for (task data, sample rate); cached, so the second submission is free."""
+    # -- prepare -----------------------------------------------------------------------------
+
+    def prepared_dir(self, task: TaskRef, attrs: dict) -> Path:
         data_dir = self.spec.data / task.task_name if task.task_name and (self.spec.data / task.task_name).is_dir() \
             else self.spec.data
         key = hashlib.sha256(json.dumps({
             "data": fingerprint(data_dir), "task": task.digest, "sr": attrs["sampling_rate"],
             "hop": attrs["hop_size_in_ms"], "dim": attrs["output_dim"], "runtime": self.runtime,
         }, sort_keys=True).encode()).hexdigest()[:20]
-        target = paths.subdir("prepared") / f"{task.label}-{key}"
-        if (target / "manifest.json").is_file():
-            self.progress(f"  prepare: cached ({target.name})")
-            return target
-        self.progress(f"  prepare: decoding and resampling to {attrs['sampling_rate']} Hz")
-        work = Path(tempfile.mkdtemp(prefix=f".{task.label}-", dir=paths.subdir("prepared")))
-        work.chmod(0o777)
-        spec = RunSpec(stage=Stage.PREPARE, image=self.runtime,
-                       command=("python", "-P", "-m", "checker.prepare", *_task_args(task), "--env", "/env",
-                                "--out", "/out", *_agent_args(attrs)),
-                       mounts=(Mount(self.spec.data.resolve(), "/env"), Mount(work, "/out", read_only=False),
-                               Mount(images.AGENT_DIR, AGENT_TARGET), *_task_mounts(task)))
-        result = run_stage(self.client, self.profile, spec, logs / f"{task.label}-prepare.log")
-        if result.outcome is not Outcome.OK:
-            detail = ""
-            if (work / "error.json").is_file():
-                detail = read_json(work / "error.json", 64 * 1024).get("error", "")
-            shutil.rmtree(work, ignore_errors=True)
-            raise InfraError(f"preparing task {task.label} failed ({result.outcome.value})",
-                             expected="X-ARES's reader to decode every shard of the task",
-                             found=detail or result.log_tail(800).strip() or result.detail,
-                             fix="check the task data under --data (a corrupt shard is named above)",
-                             log_path=result.log_path)
-        manifest = read_json(work / "manifest.json", RESULT_CAP)
-        dropped = [s for s in manifest["splits"] if s["dropped_keys"]]
-        if dropped:
-            shutil.rmtree(work, ignore_errors=True)
-            first = dropped[0]
-            raise InfraError(f"task {task.label}: X-ARES would silently drop samples",
-                             expected="every key in the shards to have audio and a json label",
-                             found=f"split {first['split']}: {first['dropped_keys']} of {first['source_keys']} keys "
-                                   f"dropped (no json: {first['missing_json'][:3]}, no audio: {first['missing_audio'][:3]})",
-                             fix="repair the task data; the harness does not score on silently reduced data",
-                             log_path=result.log_path)
-        if target.exists():  # another harness prepared it meanwhile
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            os.replace(work, target)
-        return target
+        return paths.subdir("prepared") / f"{task.label}-{key}"
 
-    def encode(self, submission: Submission, image: str, task: TaskRef, prepared: Path, run_dir: Path,
-               logs: Path) -> tuple[RunResult, Path]:
-        embeddings = run_dir / "embeddings"
-        shutil.rmtree(embeddings, ignore_errors=True)
-        embeddings.mkdir(parents=True)
-        embeddings.chmod(0o777)
-        manifest = json.loads((prepared / "manifest.json").read_text())
-        audio_bytes = sum(p.stat().st_size for p in (prepared / "audio").rglob("*.bin"))
-        # Embeddings larger than 64x the audio (or 1 GiB) mean a runaway writer, not an encoder.
-        cap = max(64 * audio_bytes, 1024**3)
-        self.progress(f"  encode: {sum(s['samples'] for s in manifest['splits'])} samples "
-                      f"in {sum(s['batches'] for s in manifest['splits'])} batches (network off)")
-        spec = RunSpec(stage=Stage.ENCODE, image=image, workdir=SUBMISSION_SRC, gpu_uuid=self.gpu,
-                       command=("python", "-P", "-m", "checker.encode", "--submission", SUBMISSION_SRC,
-                                "--encoder", submission.encoder.spec, "--audio", "/audio", "--out", "/out"),
-                       mounts=(Mount(prepared / "audio", "/audio"), Mount(embeddings, "/out", read_only=False),
-                               Mount(images.AGENT_DIR, AGENT_TARGET),
-                               Mount(paths.subdir("cache") / submission.sha256, "/cache")),
-                       env={"HF_HOME": "/cache/huggingface", "TORCH_HOME": "/cache/torch",
-                            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
-        result = run_stage(self.client, self.profile, spec, logs / f"{task.label}-encode.log",
-                           output_cap=(embeddings, cap))
-        return result, embeddings
+    def prepare_all(self, tasks: list[TaskRef], attrs: dict, logs: Path) -> dict[str, Path]:
+        """Label-free batches per (task data, sample rate), cached: a second submission at the same
+        rate prepares nothing. Bad task data is an infrastructure error naming the task and shard."""
+        targets = {t.label: self.prepared_dir(t, attrs) for t in tasks}
+        todo = [t for t in tasks if not (targets[t.label] / "manifest.json").is_file()]
+        for t in tasks:
+            if t not in todo:
+                self.progress(f"prepare {t.label}: cached")
+        if not todo:
+            return targets
+        self.progress(f"prepare: decoding and resampling {len(todo)} task(s) to {attrs['sampling_rate']} Hz "
+                      "(trusted runtime, network off)")
+        with tempfile.TemporaryDirectory(prefix="prepare-", dir=paths.subdir("prepared")) as tmp:
+            work = Path(tmp)
+            work.chmod(0o777)
+            jobs, mounts = [], [Mount(self.spec.data.resolve(), "/env"), Mount(images.AGENT_DIR, AGENT_TARGET),
+                                Mount(work, "/out", read_only=False)]
+            for i, task in enumerate(todo):
+                (work / str(i)).mkdir()
+                (work / str(i)).chmod(0o777)
+                jobs.append({"task": task.module, "config_function": task.config_function, "out": f"/out/{i}"})
+                mounts += _task_mounts(task)
+            (work / "jobs.json").write_text(json.dumps(jobs))
+            spec = RunSpec(stage=Stage.PREPARE, image=self.runtime, mounts=tuple(mounts),
+                           command=("python", "-P", "-m", "checker.prepare", "--jobs", "/out/jobs.json",
+                                    "--env", "/env", *_agent_args(attrs)),
+                           wall_clock_s=self.profile.stage(Stage.PREPARE).wall_clock_s * len(todo))
+            result = run_stage(self.client, self.profile, spec, logs / "prepare.log")
+            for i, task in enumerate(todo):
+                out = work / str(i)
+                if (out / "error.json").is_file():
+                    raise InfraError(f"preparing task {task.label} failed",
+                                     expected="X-ARES's reader to decode every shard of the task",
+                                     found=read_json(out / "error.json", 64 * 1024).get("error", ""),
+                                     fix="repair the task data under --data", log_path=result.log_path)
+                if not (out / "manifest.json").is_file():
+                    raise InfraError(f"preparing task {task.label} failed ({result.outcome.value})",
+                                     expected="the prepare stage to finish",
+                                     found=result.log_tail(800).strip() or result.detail, log_path=result.log_path)
+                manifest = read_json(out / "manifest.json", RESULT_CAP)
+                dropped = [s for s in manifest["splits"] if s["dropped_keys"]]
+                if dropped:
+                    first = dropped[0]
+                    raise InfraError(
+                        f"task {task.label}: X-ARES would silently drop samples",
+                        expected="every key in the shards to have audio and a json label",
+                        found=f"split {first['split']}: {first['dropped_keys']} of {first['source_keys']} keys dropped "
+                              f"(no json: {first['missing_json'][:3]}, no audio: {first['missing_audio'][:3]})",
+                        fix="repair the task data; the harness does not score on silently reduced data",
+                        log_path=result.log_path)
+                target = targets[task.label]
+                if not target.exists():  # another harness may have prepared it meanwhile
+                    os.replace(out, target)
+        return targets
+
+    # -- encode ------------------------------------------------------------------------------
+
+    def encode_all(self, submission: Submission, image: str, tasks: list[TaskRef], prepared: dict[str, Path],
+                   logs: Path) -> dict[str, tuple[Path | None, str]]:
+        """Embeddings per task, or the reason the task failed. The container encodes every task in
+        turn; when it dies on one (OOM, timeout, bad output), that task fails and the rest rerun."""
+        results: dict[str, tuple[Path | None, str]] = {}
+        pending = []
+        for task in tasks:
+            run_dir = paths.subdir("runs") / submission.sha256 / task.label
+            if (run_dir / "encode.ok").is_file() and (run_dir / "encode.ok").read_text() == prepared[task.label].name:
+                self.progress(f"encode {task.label}: done earlier (resumed)")
+                results[task.label] = (run_dir / "embeddings", "")
+            else:
+                pending.append(task)
+        attempt = 0
+        while pending:
+            attempt += 1
+            self.progress(f"encode: {len(pending)} task(s) in the submission's sandbox (network off)")
+            outcome_by_task = self._encode_batch(submission, image, pending, prepared, logs, attempt)
+            still = []
+            blamed = False
+            for task in pending:
+                verdict = outcome_by_task[task.label]
+                if verdict is None:  # not reached before the container ended: try again
+                    still.append(task)
+                    continue
+                results[task.label] = verdict
+                if verdict[0] is None:
+                    blamed = True
+            if still and not blamed:
+                # Nothing failed and nothing progressed: the stage itself is broken, not a task.
+                raise InfraError("the encode stage ended without encoding anything", log_path=logs / "encode.log")
+            pending = still
+        return results
+
+    def _encode_batch(self, submission: Submission, image: str, tasks: list[TaskRef], prepared: dict[str, Path],
+                      logs: Path, attempt: int) -> dict[str, tuple[Path | None, str] | None]:
+        runs = paths.subdir("runs") / submission.sha256
+        jobs, mounts = [], [Mount(images.AGENT_DIR, AGENT_TARGET),
+                            Mount(paths.subdir("cache") / submission.sha256, "/cache")]
+        dirs = []
+        for i, task in enumerate(tasks):
+            run_dir = runs / task.label
+            (run_dir / "encode.ok").unlink(missing_ok=True)
+            embeddings = run_dir / "embeddings"
+            shutil.rmtree(embeddings, ignore_errors=True)
+            embeddings.mkdir(parents=True)
+            embeddings.chmod(0o777)
+            dirs.append(embeddings)
+            mounts += [Mount(prepared[task.label] / "audio", f"/audio/{i}"), Mount(embeddings, f"/out/{i}", read_only=False)]
+            jobs.append({"audio": f"/audio/{i}", "out": f"/out/{i}"})
+        with tempfile.TemporaryDirectory(prefix="encode-", dir=paths.scratch()) as tmp:
+            (Path(tmp) / "jobs.json").write_text(json.dumps(jobs))
+            Path(tmp).chmod(0o755)
+            mounts.append(Mount(Path(tmp), "/jobs"))
+            audio_bytes = sum(p.stat().st_size for t in tasks for p in (prepared[t.label] / "audio").rglob("*.bin"))
+            # Embeddings larger than 64x the audio (and 1 GiB) mean a runaway writer, not an encoder.
+            cap = max(64 * audio_bytes, 1024**3)
+            limit = self.profile.stage(Stage.ENCODE).wall_clock_s
+            clock = {"start": time.monotonic(), "done": 0}
+
+            def watch() -> tuple[Outcome, str] | None:
+                # Each task gets the stage's wall clock, counted from the end of the one before.
+                done = sum((d / ".agent-done").exists() for d in dirs)
+                if done != clock["done"]:
+                    clock.update(done=done, start=time.monotonic())
+                if time.monotonic() - clock["start"] > limit:
+                    return Outcome.TIMEOUT, f"killed: a task passed the encode stage's wall clock of {limit:g} s"
+                if sum(directory_size(d) for d in dirs) > cap:
+                    return Outcome.OUTPUT_LIMIT, f"killed: embeddings passed their cap of {cap} B"
+                return None
+
+            spec = RunSpec(stage=Stage.ENCODE, image=image, workdir=SUBMISSION_SRC, gpu_uuid=self.gpu,
+                           command=("python", "-P", "-m", "checker.encode", "--submission", SUBMISSION_SRC,
+                                    "--encoder", submission.encoder.spec, "--jobs", "/jobs/jobs.json"),
+                           mounts=tuple(mounts), wall_clock_s=limit * len(tasks) + 60,
+                           env={"HF_HOME": "/cache/huggingface", "TORCH_HOME": "/cache/torch",
+                                "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
+            result = run_stage(self.client, self.profile, spec, logs / f"encode-{attempt}.log", watch=watch)
+        self._raise_infra(result)
+        verdicts: dict[str, tuple[Path | None, str] | None] = {}
+        failure_assigned = False
+        for task, embeddings in zip(tasks, dirs):
+            problem = self.count_embeddings(prepared[task.label], embeddings)
+            if problem is None:
+                (embeddings.parent / "encode.ok").write_text(prepared[task.label].name)
+                verdicts[task.label] = (embeddings, "")
+                continue
+            if failure_assigned:
+                verdicts[task.label] = None  # never reached: rerun
+                continue
+            failure_assigned = True
+            if result.outcome is Outcome.OK:
+                verdicts[task.label] = (None, f"encode output incomplete: {problem}")
+            else:
+                tail = result.log_tail(300).strip().splitlines()
+                verdicts[task.label] = (None, f"encode {result.outcome.value}: {result.detail}"
+                                        + (f" ({tail[-1][:200]})" if tail and result.outcome is Outcome.FAILED else ""))
+        return verdicts
 
     def count_embeddings(self, prepared: Path, embeddings: Path) -> str | None:
         """The host's own count: every prepared batch has an embedding header with the same B."""
@@ -284,8 +387,9 @@ class Evaluation:
                     header = read_header(emb)
                     batch = read_header(audio_header)["shape"][0]
                     data = emb.with_suffix(".bin")
-                    if data.is_symlink() or not data.is_file() or data.stat().st_size != payload_size(header):
-                        return f"split {split['split']} batch {audio_header.stem}: payload missing or truncated"
+                    if data.is_symlink() or not data.is_file() or data.stat().st_nlink != 1 \
+                            or data.stat().st_size != payload_size(header):
+                        return f"split {split['split']} batch {audio_header.stem}: payload missing, linked or truncated"
                 except (BatchFormatError, ValueError, KeyError, OSError) as exc:
                     return f"split {split['split']} batch {audio_header.stem}: unreadable header ({exc})"
                 if len(header["shape"]) != 3 or header["shape"][0] != batch:
@@ -293,39 +397,59 @@ class Evaluation:
                             f"got {header['shape']}")
         return None
 
-    def score(self, submission: Submission, task: TaskRef, attrs: dict, prepared: Path, embeddings: Path,
-              run_dir: Path, logs: Path) -> dict:
-        work = run_dir / "work"
-        shutil.rmtree(work, ignore_errors=True)
-        work.mkdir(parents=True)
-        work.chmod(0o777)
-        self.progress(f"  score: X-ARES Track A (x{self.spec.repeats}) and Track B")
-        spec = RunSpec(stage=Stage.SCORE, image=self.runtime,
-                       command=("python", "-P", "-m", "checker.score", *_task_args(task), "--prepared", "/prepared",
-                                "--embeddings", "/embeddings", "--work", "/work", "--encoder-name",
-                                f"Submission{submission.sha256[:16]}", *_agent_args(attrs), "--mode", self.spec.mode,
-                                "--seed", str(self._seed(submission, task)), "--repeats", str(self.spec.repeats),
-                                "--out", "/work/score.json"),
-                       mounts=(Mount(prepared, "/prepared"), Mount(embeddings, "/embeddings"),
-                               Mount(work, "/work", read_only=False), Mount(images.AGENT_DIR, AGENT_TARGET),
-                               *_task_mounts(task)))
-        result = run_stage(self.client, self.profile, spec, logs / f"{task.label}-score.log")
+    # -- score -------------------------------------------------------------------------------
+
+    def score_all(self, submission: Submission, tasks: list[TaskRef], attrs: dict, prepared: dict[str, Path],
+                  embeddings: dict[str, Path], logs: Path) -> dict[str, dict | SubmissionError]:
+        """X-ARES's Track A and B per task, in one trusted container; an embeddings problem fails its
+        task (the submission's fault), anything else in X-ARES is an infrastructure error."""
+        if not tasks:
+            return {}
+        self.progress(f"score: X-ARES Track A (x{self.spec.repeats}) and Track B for {len(tasks)} task(s)")
+        runs = paths.subdir("runs") / submission.sha256
+        jobs, mounts = [], [Mount(images.AGENT_DIR, AGENT_TARGET)]
+        works = []
+        for i, task in enumerate(tasks):
+            work = runs / task.label / "work"
+            shutil.rmtree(work, ignore_errors=True)
+            work.mkdir(parents=True)
+            work.chmod(0o777)
+            works.append(work)
+            mounts += [Mount(prepared[task.label], f"/prepared/{i}"), Mount(embeddings[task.label], f"/embeddings/{i}"),
+                       Mount(work, f"/work/{i}", read_only=False), *_task_mounts(task)]
+            jobs.append({"task": task.module, "config_function": task.config_function, "prepared": f"/prepared/{i}",
+                         "embeddings": f"/embeddings/{i}", "work": f"/work/{i}", "seed": self._seed(submission, task),
+                         "out": f"/work/{i}/score.json"})
+        with tempfile.TemporaryDirectory(prefix="score-", dir=paths.scratch()) as tmp:
+            (Path(tmp) / "jobs.json").write_text(json.dumps(jobs))
+            Path(tmp).chmod(0o755)
+            mounts.append(Mount(Path(tmp), "/jobs"))
+            spec = RunSpec(stage=Stage.SCORE, image=self.runtime, mounts=tuple(mounts),
+                           command=("python", "-P", "-m", "checker.score", "--jobs", "/jobs/jobs.json",
+                                    "--encoder-name", f"Submission{submission.sha256[:16]}", *_agent_args(attrs),
+                                    "--mode", self.spec.mode, "--repeats", str(self.spec.repeats)),
+                           wall_clock_s=self.profile.stage(Stage.SCORE).wall_clock_s * len(tasks))
+            result = run_stage(self.client, self.profile, spec, logs / "score.log")
         self._raise_infra(result)
-        scored = read_json(work / "score.json", RESULT_CAP) if (work / "score.json").is_file() else None
-        if result.outcome is Outcome.OK and scored and "error" not in scored:
-            bad = {split: c["nonfinite_samples"] for split, c in scored["counts"].items() if c["nonfinite_samples"]}
+        scored: dict[str, dict | SubmissionError] = {}
+        for task, work in zip(tasks, works):
+            data = read_json(work / "score.json", RESULT_CAP) if (work / "score.json").is_file() else None
+            if data is None or data.get("error") == "scoring":
+                raise InfraError(f"scoring task {task.label} failed ({result.outcome.value})",
+                                 expected="X-ARES's probes to finish",
+                                 found=(data or {}).get("detail") or result.log_tail(1500).strip() or result.detail,
+                                 log_path=result.log_path)
+            if data.get("error") == "embeddings":
+                scored[task.label] = SubmissionError(f"the embeddings do not match the prepared audio: {data['detail']}")
+                continue
+            bad = {split: c["nonfinite_samples"] for split, c in data["counts"].items() if c["nonfinite_samples"]}
             if bad:
                 # X-ARES would train on them and report a meaningless number; the harness refuses.
-                raise SubmissionError(f"task {task.label}: embeddings contain NaN or Inf",
-                                      expected="finite embeddings", found=f"samples with NaN/Inf per split: {bad}",
-                                      log_path=result.log_path)
-            return scored
-        if scored and scored.get("error") == "embeddings":
-            raise SubmissionError(f"task {task.label}: the embeddings do not match the prepared audio",
-                                  found=scored.get("detail"), log_path=result.log_path)
-        raise InfraError(f"scoring task {task.label} failed ({result.outcome.value})",
-                         expected="X-ARES's probes to finish", found=result.log_tail(1500).strip() or result.detail,
-                         log_path=result.log_path)
+                scored[task.label] = SubmissionError(f"embeddings contain NaN or Inf (samples per split: {bad})")
+                continue
+            scored[task.label] = data
+            shutil.rmtree(work / "env", ignore_errors=True)  # encoded shards: big, and recomputable
+        return scored
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -365,78 +489,74 @@ def score_submission(client: Any, spec: ScoreSpec, build_options: images.BuildOp
     """Score one submission on every task of `spec`; returns the result (schema: result) and writes it."""
     build_options = build_options or images.BuildOptions.from_environment()
     tasks = [resolve_task(t) for t in spec.tasks]  # usage errors before any work
+    labels = [t.label for t in tasks]
+    if len(set(labels)) != len(labels):
+        raise UsageError("a task is named twice", expected="distinct tasks", found=", ".join(labels))
     started = time.monotonic()
+    timings: dict[str, float] = {}
+
+    def lap(name: str, t0: float) -> None:
+        timings[f"{name}_s"] = round(time.monotonic() - t0, 2)
+
     evaluation = Evaluation(client, spec, build_options, progress)
+    t0 = time.monotonic()
     progress("intake")
     submission = intake(Path(spec.source), paths.subdir("store"), encoder=spec.encoder)
+    lap("intake", t0)
     out_dir = Path(spec.out) / submission.sha256
     (out_dir / "tasks").mkdir(parents=True, exist_ok=True)
     logs = out_dir / "logs"
     logs.mkdir(exist_ok=True)
+    t0 = time.monotonic()
     progress(f"build: submission {submission.sha256[:12]}")
     built = build_stage.build_submission(client, submission, build_options, log=progress)
-    progress("fetch: constructing the encoder with network on (weights are cached)")
-    cache = paths.subdir("cache") / submission.sha256
-    cache.mkdir(parents=True, exist_ok=True)
-    cache.chmod(0o777)
-    with tempfile.TemporaryDirectory(prefix="fetch-", dir=paths.scratch()) as tmp:
-        Path(tmp).chmod(0o777)
-        fetch, fetch_report, problem = run_contract_agent(client, evaluation.profile, built.image, submission, Stage.FETCH,
-                                                  Path(tmp), cache, ValidateSpec(source=spec.source), logs, None,
-                                                  build_options)
-    Evaluation._raise_infra(fetch)
-    if fetch.outcome is not Outcome.OK or problem or not fetch_report or fetch_report["status"] != "passed":
-        raise SubmissionError("the encoder did not construct in the fetch stage", found=problem or fetch.detail,
-                              fix="run `aecc validate` on the submission", log_path=fetch.log_path)
-    attrs = evaluation.describe(submission, built.image, logs)
+    lap("build", t0)
+    t0 = time.monotonic()
+    progress("fetch: constructing the encoder with network on (downloads are cached)")
+    attrs = evaluation.fetch(submission, built.image, logs)
+    lap("fetch", t0)
     progress(f"encoder: {attrs['class_name']} at {attrs['sampling_rate']} Hz, hop {attrs['hop_size_in_ms']:g} ms, "
              f"D={attrs['output_dim']}")
 
-    entries = []
+    entries: dict[str, dict] = {}
     for task in tasks:
         done = out_dir / "tasks" / f"{task.label}.json"
         if done.is_file():
             entry = json.loads(done.read_text())
             if entry.get("outcome") == TaskOutcome.SCORED.value and entry.get("mode") == spec.mode:
                 progress(f"task {task.label}: already scored (resumed)")
-                entries.append(entry)
-                continue
-        progress(f"task {task.label}")
-        timings: dict[str, float] = {}
-        run_dir = paths.subdir("runs") / submission.sha256 / task.label
+                entries[task.label] = entry
+    pending = [t for t in tasks if t.label not in entries]
+    if pending:
         t0 = time.monotonic()
-        prepared = evaluation.prepare(task, attrs, logs)  # InfraError propagates: data problems stop the run
-        timings["prepare_s"] = round(time.monotonic() - t0, 2)
+        prepared = evaluation.prepare_all(pending, attrs, logs)  # InfraError: data problems stop the run
+        lap("prepare", t0)
         t0 = time.monotonic()
-        result, embeddings = evaluation.encode(submission, built.image, task, prepared, run_dir, logs)
-        timings["encode_s"] = round(time.monotonic() - t0, 2)
-        Evaluation._raise_infra(result)
-        if result.outcome is not Outcome.OK:
-            entry = _task_entry(task, TaskOutcome.FAILED, f"encode {result.outcome.value}: {result.detail}",
-                                timings=timings)
-        elif (problem := evaluation.count_embeddings(prepared, embeddings)) is not None:
-            entry = _task_entry(task, TaskOutcome.FAILED, f"encode output incomplete: {problem}", timings=timings)
-        else:
-            t0 = time.monotonic()
-            try:
-                scored = evaluation.score(submission, task, attrs, prepared, embeddings, run_dir, logs)
-                entry = _task_entry(task, TaskOutcome.SCORED, "", scored, timings)
-            except SubmissionError as exc:
-                entry = _task_entry(task, TaskOutcome.FAILED, exc.summary + (f": {exc.found}" if exc.found else ""),
-                                    timings=timings)
-            timings["score_s"] = round(time.monotonic() - t0, 2)
-        shutil.rmtree(run_dir / "work" / "env", ignore_errors=True)  # encoded shards: big, and recomputable
-        _write_atomic(done, entry)
-        progress(f"task {task.label}: {entry['outcome']}"
-                 + (f" (track A {entry['track_a']:.4f}" if entry["track_a"] is not None else "")
-                 + (f", track B {entry['track_b']:.4f})" if entry["track_b"] is not None else
-                    (")" if entry["track_a"] is not None else ""))
-                 + (f" - {entry['reason']}" if entry["reason"] else ""))
-        entries.append(entry)
+        encoded = evaluation.encode_all(submission, built.image, pending, prepared, logs)
+        lap("encode", t0)
+        for task in pending:
+            path, reason = encoded[task.label]
+            if path is None:
+                entries[task.label] = _task_entry(task, TaskOutcome.FAILED, reason)
+                _finish(progress, out_dir, task, entries[task.label])
+        to_score = [t for t in pending if encoded[t.label][0] is not None]
+        t0 = time.monotonic()
+        scored = evaluation.score_all(submission, to_score, attrs, prepared,
+                                      {t.label: encoded[t.label][0] for t in to_score}, logs)
+        lap("score", t0)
+        for task in to_score:
+            value = scored[task.label]
+            if isinstance(value, SubmissionError):
+                entries[task.label] = _task_entry(task, TaskOutcome.FAILED, value.summary)
+            else:
+                entries[task.label] = _task_entry(task, TaskOutcome.SCORED, "", value)
+            _finish(progress, out_dir, task, entries[task.label])
 
+    ordered = [entries[t.label] for t in tasks]
+    timings["total_s"] = round(time.monotonic() - started, 2)
     result = {
         "schema_version": 1,
-        "status": "complete" if all(e["outcome"] == "scored" for e in entries) else "partial",
+        "status": "complete" if all(e["outcome"] == "scored" for e in ordered) else "partial",
         "submission": {"sha256": submission.sha256, "encoder_file": submission.encoder.file,
                        "encoder_class": submission.encoder.class_name, "image": built.image,
                        "torch_version": built.torch_version, **{k: attrs[k] for k in
@@ -444,12 +564,22 @@ def score_submission(client: Any, spec: ScoreSpec, build_options: images.BuildOp
         "versions": {"harness": __version__, "harness_commit": images.harness_commit(),
                      "xares": images.RUNTIME_VERSIONS["xares"], "runtime_image": evaluation.runtime},
         "settings": {"profile": spec.profile, "mode": spec.mode, "repeats": spec.repeats, "seed": spec.seed},
-        "tasks": entries,
-        "timings": {"total_s": round(time.monotonic() - started, 2)},
+        "tasks": ordered,
+        "timings": timings,
     }
     jsonschema.validate(result, result_schema())
     _write_atomic(out_dir / RESULT_NAME, result)
     return result
+
+
+def _finish(progress: Callable[[str], None], out_dir: Path, task: TaskRef, entry: dict) -> None:
+    """Persist a task's entry as soon as it is known, so a crash later loses nothing of it."""
+    _write_atomic(out_dir / "tasks" / f"{task.label}.json", entry)
+    numbers = ""
+    if entry["track_a"] is not None:
+        numbers = f" (track A {entry['track_a']:.4f}" + (
+            f", track B {entry['track_b']:.4f})" if entry["track_b"] is not None else ")")
+    progress(f"task {task.label}: {entry['outcome']}{numbers}" + (f" - {entry['reason']}" if entry["reason"] else ""))
 
 
 def result_schema() -> dict:

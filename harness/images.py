@@ -99,6 +99,7 @@ class Layer:
     #: never see index credentials
     untrusted: bool = False
     freeze_path: str = "/opt/aecc/pip-freeze.txt"
+    freeze_command: str = "python -m pip freeze --all"
     workdir: str = "/"
 
     def __post_init__(self) -> None:
@@ -206,6 +207,7 @@ def layer_inputs(layer: Layer, root_id: str) -> dict:
         "parent": image_ref(layer.parent, root_id) if layer.parent else f"root@{root_id}",
         "untrusted": layer.untrusted,
         "freeze_path": layer.freeze_path,
+        "freeze_command": layer.freeze_command,
         "workdir": layer.workdir,
     }
 
@@ -480,7 +482,10 @@ def _build_one(
         build_dir = Path(tmp) / "build"
         secrets_dir = Path(tmp) / "secrets"
         build_dir.mkdir()
-        secrets_dir.mkdir(mode=0o700)
+        # Trusted builds run as root and keep index credentials private; an untrusted build runs as
+        # uid 10001 and must read its pip.conf (credentials already stripped) and the public CA bundle.
+        secrets_dir.mkdir(mode=0o755 if layer.untrusted else 0o700)
+        secrets_dir.chmod(0o755 if layer.untrusted else 0o700)
         (build_dir / "recipe.sh").write_text(layer.recipe)
         env_lines = [f"export {k}={_shell_quote(v)}" for k, v in sorted(layer.params.items())]
         env_lines += [
@@ -489,6 +494,8 @@ def _build_one(
         ]
         (build_dir / "env.sh").write_text("\n".join(env_lines) + "\n")
         (secrets_dir / "pip.conf").write_text(options.pip_conf(credentials=not layer.untrusted))
+        for secret in secrets_dir.iterdir():
+            secret.chmod(0o644 if layer.untrusted else 0o600)
         if options.ca_bundle is not None:
             shutil.copyfile(options.ca_bundle, secrets_dir / "ca.pem")
         mounts = [Mount(build_dir, _BUILD_DIR), Mount(secrets_dir, _SECRETS_DIR)]
@@ -497,7 +504,7 @@ def _build_one(
         freeze = layer.freeze_path
         script = (
             f". {_BUILD_DIR}/env.sh && /bin/sh -eux {_BUILD_DIR}/recipe.sh && "
-            f"mkdir -p {os.path.dirname(freeze)} && (python -m pip freeze --all 2>/dev/null || true) > {freeze}"
+            f"mkdir -p {os.path.dirname(freeze)} && ({layer.freeze_command} 2>/dev/null || true) > {freeze}"
         )
         if layer.parent is None:
             # Before the base layer there is no venv: the freeze step must not need one.

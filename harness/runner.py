@@ -359,6 +359,7 @@ def run_stage(
     on_log: Callable[[str], None] | None = None,
     gpu_sampler_factory: Callable[[str, str, int], Any] | None = None,
     output_cap: tuple[Path, int] | None = None,
+    watch: Callable[[], tuple[Outcome, str] | None] | None = None,
 ) -> RunResult:
     """Run `spec` to completion under `profile` and classify how it ended.
 
@@ -373,6 +374,8 @@ def run_stage(
         gpu_sampler_factory: builds the NVML sampler (tests inject a fake).
         output_cap: (host directory, bytes): the container is killed (`output_limit`) once what it
             wrote there passes the cap; polled, so it can overshoot by what it writes in 0.5 s.
+        watch: polled every 0.5 s while the container runs; returning (outcome, detail) kills the
+            container and makes that the result (a multi-task stage times each task this way).
 
     Returns:
         A RunResult; engine failures come back as `Outcome.INFRA_ERROR`, never as the work's failure.
@@ -400,7 +403,7 @@ def run_stage(
     started = time.monotonic()
     timed_out = threading.Event()
     gpu_killed = threading.Event()
-    output_killed = threading.Event()
+    watch_verdict: list[tuple[Outcome, str]] = []
     stop_sampler = threading.Event()
     gpu_monitor_error: list[str] = []
     sampler = None
@@ -440,16 +443,24 @@ def run_stage(
         pump.start()
         memory = _MemoryPeak(container.id, stop_sampler)
         memory.start()
+        checks: list[Callable[[], tuple[Outcome, str] | None]] = []
         if output_cap is not None:
+            checks.append(lambda: (Outcome.OUTPUT_LIMIT, f"killed: output in {output_cap[0].name} passed its cap "
+                                   f"of {output_cap[1]} B") if directory_size(output_cap[0]) > output_cap[1] else None)
+        if watch is not None:
+            checks.append(watch)
+        if checks:
 
-            def watch_output() -> None:
+            def watcher() -> None:
                 while not stop_sampler.wait(0.5):
-                    if directory_size(output_cap[0]) > output_cap[1]:
-                        output_killed.set()
-                        _kill_quietly(container)
-                        return
+                    for check in checks:
+                        verdict = check()
+                        if verdict is not None:
+                            watch_verdict.append(verdict)
+                            _kill_quietly(container)
+                            return
 
-            threading.Thread(target=watch_output, daemon=True, name=f"out-{name}").start()
+            threading.Thread(target=watcher, daemon=True, name=f"watch-{name}").start()
         if spec.gpu_uuid is not None and profile.gpu is not None:
             from harness.gpu import GpuMemorySampler
 
@@ -498,9 +509,8 @@ def run_stage(
         oom = bool(state.get("OOMKilled"))
         if before_remove is not None:
             before_remove(container)
-        if output_killed.is_set() and not timed_out.is_set():
-            return result(Outcome.OUTPUT_LIMIT, exit_code=exit_code, oom=oom,
-                          detail=f"killed: output in {output_cap[0].name} passed its cap of {output_cap[1]} B")
+        if watch_verdict and not timed_out.is_set():
+            return result(watch_verdict[0][0], exit_code=exit_code, oom=oom, detail=watch_verdict[0][1])
         if gpu_monitor_error:
             return result(Outcome.INFRA_ERROR, exit_code=exit_code, oom=oom,
                           detail="GPU memory could not be measured, run stopped: " + gpu_monitor_error[0])

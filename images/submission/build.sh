@@ -1,7 +1,9 @@
 # Layer `submission-<sha>`: a participant's files and requirements on top of the torch layer they
 # asked for. Runs as the sandbox user (uid 10001), hardened, with network: `pip install` may run
 # the participant's setup code, so it gets nothing but its own files and PyPI.
-python -m venv /opt/submission/venv
+# No pip of its own (ensurepip costs seconds per submission): the torch layer's pip installs into
+# this venv through `--python`.
+python -m venv --without-pip /opt/submission/venv
 site=$(/opt/submission/venv/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
 base=$(/opt/venv/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
 # The torch layer's packages are visible (and count as installed for pip), not copied.
@@ -12,6 +14,6 @@ cp -r /run/aecc-build-src/submission /opt/submission/src
 if [ -f /opt/submission/src/requirements.txt ]; then
     # torch is the layer's; a requirement that needs another torch fails here, loudly.
     echo "torch==${AECC_TORCH_VERSION}" > /tmp/aecc-constraints.txt
-    /opt/submission/venv/bin/pip install -c /tmp/aecc-constraints.txt -r /opt/submission/src/requirements.txt
+    /opt/venv/bin/pip --python /opt/submission/venv/bin/python install -c /tmp/aecc-constraints.txt \
+        -r /opt/submission/src/requirements.txt
 fi
-/opt/submission/venv/bin/python -c "import torch; print('torch', torch.__version__)"

@@ -203,7 +203,7 @@ _search()
     result = _score(data, tmp_path / "out", "tiny_tones", source=snoop)
     assert _by_task(result)["tiny_tones"]["outcome"] == "scored"
     submission_runs = [(s, r) for s, r in seen if s.image.startswith("aecc/submission")]
-    assert {s.stage for s, _ in submission_runs} >= {Stage.CHECK, Stage.ENCODE}
+    assert {s.stage for s, _ in submission_runs} >= {Stage.FETCH, Stage.ENCODE}
     for spec, run in submission_runs:
         assert CANARY not in json.dumps(dict(spec.env))
         assert CANARY not in " ".join(spec.command)

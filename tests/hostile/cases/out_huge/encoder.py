@@ -1,0 +1,14 @@
+"""Writes junk into its output directory during encode (up to 3 GiB): the host's polling output
+cap must kill it (output_limit) long before the disk fills."""
+from aecc_hostile_base import BaseEncoder
+
+
+class HostileEncoder(BaseEncoder):
+    def forward(self, audio):
+        if not getattr(HostileEncoder, "_done", False):
+            HostileEncoder._done = True
+            chunk = b"\xff" * (8 << 20)
+            with open("/out/HOSTILE-junk.bin", "wb") as fh:
+                for _ in range(3 * 128):
+                    fh.write(chunk)
+        return super().forward(audio)

@@ -1,0 +1,1 @@
+print("HOSTILE-FORGED-AGENT-RAN", flush=True)
