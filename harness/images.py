@@ -690,25 +690,42 @@ def prune(
     keep: tuple[str, ...] = (),
     repositories: tuple[str, ...] | None = None,
 ) -> list[str]:
-    """Remove harness images that are not the current build of a standard layer (or all of them).
+    """Remove harness images nobody needs, or all of them (`everything`).
 
-    `keep` names references to spare (a pinned torch layer a submission still needs, say);
-    `repositories`, when given, limits the prune to those repositories.
+    Needed: the current build of each standard layer, every submission image (a submission's build
+    is its cache; `everything` or `repositories` including aecc/submission removes them), and any
+    layer another remaining image was built on (a torch-2.2.1 layer under a template-pinned
+    submission, say). `keep` names more references to spare; `repositories` limits the prune.
     Returns the references removed; an image a container still uses is left and not reported.
     """
     import docker.errors
 
-    removed = []
-    for row in list_images(client):
-        if row.reference == "<none>" or row.reference in keep:
-            continue
-        if repositories is not None and row.reference.rsplit(":", 1)[0] not in repositories:
-            continue
-        if row.current and not everything:
-            continue
-        try:
-            client.images.remove(row.reference, noprune=False)
-            removed.append(row.reference)
-        except docker.errors.APIError:
-            pass
-    return removed
+    removed: list[str] = []
+    while True:
+        rows = [r for r in list_images(client) if r.reference != "<none>"]
+        parents = {
+            (client.images.get(r.reference).labels or {}).get(LABEL_PARENT, "") for r in rows
+        }
+        victims = []
+        for row in rows:
+            repository = row.reference.rsplit(":", 1)[0]
+            if row.reference in keep or row.reference in removed:
+                continue
+            if repositories is not None and repository not in repositories:
+                continue
+            if not everything:
+                is_submission = row.layer.startswith("submission-")
+                explicit = repositories is not None and repository in repositories
+                if row.current or row.reference in parents or (is_submission and not explicit):
+                    continue
+            victims.append(row.reference)
+        progress = False
+        for ref in victims:
+            try:
+                client.images.remove(ref, noprune=False)
+                removed.append(ref)
+                progress = True
+            except docker.errors.APIError:
+                pass
+        if not progress:
+            return removed

@@ -148,3 +148,14 @@ def test_build_cli_reports_cache_hits(client, base_image):
     assert json.loads(out.stdout) == [
         {"layer": "base", "image": base_image, "cached": True, "seconds": pytest.approx(0, abs=5), "log_path": None}
     ]
+
+
+def test_prune_spares_a_layer_another_image_was_built_on(client, base_image):
+    lower_layer = make_layer("echo lower > /opt/aecc/lower", uuid.uuid4().hex)
+    upper_layer = images.Layer(name="test-upper", repository=TEST_REPO, recipe="echo upper > /opt/aecc/upper",
+                               parent=lower_layer, params={"AECC_TEST_TOKEN": uuid.uuid4().hex})
+    built = images.build(client, upper_layer, log=lambda m: None)
+    lower, upper = built[-2].image, built[-1].image
+    removed = images.prune(client, repositories=(TEST_REPO,), keep=(upper,))
+    assert upper not in removed and lower not in removed  # lower is upper's parent
+    assert images.prune(client, repositories=(TEST_REPO,)) == [upper, lower]  # children first

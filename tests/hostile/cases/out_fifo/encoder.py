@@ -9,7 +9,7 @@ from aecc_hostile_base import BaseEncoder
 
 class HostileEncoder(BaseEncoder):
     def forward(self, audio):
-        for payload in glob.glob("/out/*/[0-9]*.bin"):
+        for payload in glob.glob("/out/**/[0-9]*.bin", recursive=True):
             if stat.S_ISFIFO(os.lstat(payload).st_mode):
                 continue
             os.unlink(payload)

@@ -7,16 +7,20 @@ import os
 from aecc_hostile_base import BaseEncoder, errno_of, facts
 
 
+def _outdir():
+    return sorted(glob.glob("/out/*/"))[0]
+
+
 class HostileEncoder(BaseEncoder):
     def forward(self, audio):
         if not getattr(HostileEncoder, "_done", False):
             HostileEncoder._done = True
-            audio_files = sorted(glob.glob("/audio/*/*.bin"))[:1]
+            audio_files = sorted(glob.glob("/audio/**/*.bin", recursive=True))[:1]
             facts("hardlink", {
-                "to_audio": errno_of(os.link, audio_files[0], "/out/HOSTILE-audio-link") if audio_files else None,
-                "to_passwd": errno_of(os.link, "/etc/passwd", "/out/HOSTILE-passwd-link"),
+                "to_audio": errno_of(os.link, audio_files[0], os.path.join(_outdir(), "HOSTILE-audio-link")) if audio_files else None,
+                "to_passwd": errno_of(os.link, "/etc/passwd", os.path.join(_outdir(), "HOSTILE-passwd-link")),
             })
-        for header in glob.glob("/out/*/[0-9]*.json"):
+        for header in glob.glob("/out/**/[0-9]*.json", recursive=True):
             alias = header + ".alias"
             if not os.path.exists(alias):
                 os.link(header, alias)

@@ -1,5 +1,7 @@
 """Writes junk into its output directory during encode (up to 3 GiB): the host's polling output
 cap must kill it (output_limit) long before the disk fills."""
+import glob
+
 from aecc_hostile_base import BaseEncoder
 
 
@@ -8,7 +10,7 @@ class HostileEncoder(BaseEncoder):
         if not getattr(HostileEncoder, "_done", False):
             HostileEncoder._done = True
             chunk = b"\xff" * (8 << 20)
-            with open("/out/HOSTILE-junk.bin", "wb") as fh:
+            with open(sorted(glob.glob("/out/*/"))[0] + "HOSTILE-junk.bin", "wb") as fh:
                 for _ in range(3 * 128):
                     fh.write(chunk)
         return super().forward(audio)

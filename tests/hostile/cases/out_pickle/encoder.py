@@ -16,7 +16,7 @@ class _Boom:
 class HostileEncoder(BaseEncoder):
     def forward(self, audio):
         blob = pickle.dumps(_Boom())
-        for header in glob.glob("/out/*/[0-9]*.json"):
+        for header in glob.glob("/out/**/[0-9]*.json", recursive=True):
             with open(header, "wb") as fh:
                 fh.write(blob)
             with open(os.path.join(os.path.dirname(header), "evil.pkl"), "wb") as fh:

