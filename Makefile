@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 AECC := $(BIN)/aecc
 PYTEST_ARGS ?=
 
-.PHONY: all venv engine tools images demo-data demo validate test test-fast doctor cleanup clean
+.PHONY: all venv engine tools images demo-data demo validate test test-fast doctor cleanup clean bench
 
 SUBMISSION ?= examples/good_encoder
 
@@ -64,3 +64,7 @@ cleanup: venv
 
 clean:
 	rm -rf $(VENV) .pytest_cache *.egg-info
+
+# Speed and memory against bare X-ARES and the targets (issue 6); writes bench/results/*.json.
+bench: images demo-data
+	$(BIN)/python bench/run.py --demo-env $(DEMO_ENV) $(BENCH_ARGS)

@@ -313,16 +313,31 @@ class ForwardChecks(CheckerBase):
         if self.blocked("deterministic"):
             return
         self.begin("deterministic")
+        first = self.as_cpu(torch, self.outputs["forward_basic"])
+        if first is None:
+            self.add("deterministic", S, "not run: the output is not a tensor (see output_type)")
+            return
+        # An empty output agrees with anything; compare on the shortest input that gives frames
+        # (the official template emits none for 1 s and random values for longer inputs).
+        probe = self.basic_input
         try:
-            second, _ = self.forward(self.basic_input, "second forward")
+            for seconds in (10.0, 60.0):
+                if first.numel():
+                    break
+                probe = self.noise(1, seconds, SEED + 7)
+                out, _ = self.forward(probe, "forward for the determinism check")
+                first = self.as_cpu(torch, out)
+                if first is None:
+                    self.add("deterministic", S, "not run: the output is not a tensor (see output_type)")
+                    return
+            if not first.numel():
+                self.add("deterministic", S, "not run: the encoder returned no frames for 1 s, 10 s or 60 s inputs")
+                return
+            second, _ = self.forward(probe, "second forward")
         except SubmissionError as err:
             self.fail_submission("deterministic", err, "a second forward of the same input raised")
             return
-        a = self.as_cpu(torch, self.outputs["forward_basic"])
-        b = self.as_cpu(torch, second)
-        if a is None:
-            self.add("deterministic", S, "not run: the output is not a tensor (see output_type)")
-            return
+        a, b = first, self.as_cpu(torch, second)
         if b is None or a.shape != b.shape:
             self.add("deterministic", F, "two forwards of the same input returned different shapes",
                      expected=str(list(a.shape)), found=str(list(b.shape)) if b is not None else type(second).__name__)

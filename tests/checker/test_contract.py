@@ -43,6 +43,8 @@ CASES: dict[str, tuple[str, set[str]]] = {
     "nondeterministic": ("NondeterministicEncoder", {"deterministic"}),
     "batch_dependent": ("BatchDependentEncoder", {"batch_independence"}),
     "bf16_static": ("Bf16StaticEncoder", set()),
+    # The official template's bug class: no frames under 40 s, noise after that.
+    "random_sparse": ("RandomSparseEncoder", {"output_frames_positive", "frames_track_hop", "deterministic"}),
 }
 
 
