@@ -298,3 +298,39 @@ def test_sample_without_label_is_an_infra_error_not_a_silent_drop(env, tmp_path)
         _score(data, tmp_path / "out", "tiny_tones")
     message = str(err.value)
     assert "silently drop" in message and victim.split(".")[0] in message and shard.name in message
+
+
+def test_encode_timeout_fails_that_task_only(env, tmp_path):
+    """A forward pass that never returns on one task is killed at the encode stage's per-task wall
+    clock; the task fails with `timeout`, and the next task (in a fresh container) still scores."""
+    stuck = tmp_path / "stuck"
+    stuck.mkdir()
+    (stuck / "encoder.py").write_text((GOOD / "encoder.py").read_text() + '''
+
+import signal as _signal
+import time as _time
+
+_forward = SpectralEncoder.forward
+
+
+def _maybe_hang(self, audio):
+    if audio.shape[-1] > 24000:
+        _signal.signal(_signal.SIGTERM, _signal.SIG_IGN)
+        while True:
+            _time.sleep(1)
+    return _forward(self, audio)
+
+
+SpectralEncoder.forward = _maybe_hang
+''')
+    profile = json.loads((REPO / "sandbox_profiles" / "cpu.json").read_text())
+    profile["name"] = "quick"
+    profile["stages"]["encode"]["wall_clock"] = "25s"
+    (tmp_path / "quick.json").write_text(json.dumps(profile))
+    shutil.copy(REPO / "sandbox_profiles" / "seccomp.json", tmp_path / "seccomp.json")
+    result = _score(env, tmp_path / "out", "tiny_tones", "tiny_crop", source=stuck,
+                    profile=str(tmp_path / "quick.json"))
+    tasks = _by_task(result)
+    assert tasks["tiny_tones"]["outcome"] == "failed" and "timeout" in tasks["tiny_tones"]["reason"]
+    assert tasks["tiny_crop"]["outcome"] == "scored"
+    assert result["timings"]["encode_s"] < 25 * 2 + 60
