@@ -246,13 +246,19 @@ def marker_processes(marker: str = "HOSTILE-") -> list[str]:
 def leftover_containers(client) -> list[str]:
     from harness import engine
 
+    import docker.errors
+
     left = []
-    for c in client.containers.list(all=True, filters={"label": f"{engine.LABEL_MANAGED}=1"}):
+    try:
+        containers = client.containers.list(all=True, filters={"label": f"{engine.LABEL_MANAGED}=1"})
+    except docker.errors.NotFound:  # one vanished while being listed: ask again
+        containers = client.containers.list(all=True, filters={"label": f"{engine.LABEL_MANAGED}=1"})
+    for c in containers:
         try:
             pid = int((c.labels or {}).get(engine.LABEL_OWNER_PID, "0"))
         except ValueError:
             continue
-        if pid in TRACKED_PIDS and (pid != os.getpid() or True):
+        if pid in TRACKED_PIDS:
             left.append(c.name)
     return left
 

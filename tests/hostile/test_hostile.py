@@ -355,7 +355,11 @@ def score_env(tmp_path_factory) -> Path:
 
 
 def _score(cid, zoo, env, profiles, out, monkeypatch) -> tuple[dict | None, BaseException | None, list]:
-    from harness import engine, evaluate, validate
+    from harness import engine, evaluate, paths, validate
+
+    # The zoo's cases share one submission sha, and the harness keeps finished embeddings per
+    # (sha, task) (`runs/<sha>/<task>/encode.ok`), whatever --encoder names: start each case afresh.
+    shutil.rmtree(paths.home() / "runs", ignore_errors=True)
 
     seen = []
     original = evaluate.run_stage
@@ -426,7 +430,7 @@ def test_hostile_encoder_score(cid, client, zoo, score_env, profiles, aecc_home,
     encode_logs = "".join(r.log_path.read_text(errors="replace") for s, r in sub_runs if s.stage.value == "encode")
     if cid == "secrets_snoop":
         snoops = [f for s, r in sub_runs for f in hs.facts(r.log_path.read_text(errors="replace"), "snoop")]
-        assert len(snoops) >= 3, "the snooper ran in fetch, describe and encode"
+        assert len(snoops) >= 2, "the snooper ran in fetch and encode"
         for f in snoops:
             assert f["hits"] == {"label": [], "key": []}, f
             assert f["files_read"] > 100

@@ -15,7 +15,7 @@ def _plant(where):
     for path in ("/cache/HOSTILE-LEAK-cache", "/tmp/HOSTILE-LEAK-tmp", "/dev/shm/HOSTILE-LEAK-shm",
                  os.path.expanduser("~/.cache/HOSTILE-LEAK-home")):
         out[path] = errno_of(lambda p=path: (os.makedirs(os.path.dirname(p), exist_ok=True),
-                                             open(p, "w").write("leak"))[1])
+                                             open(p, "w").write("leak"), None)[-1])
     subprocess.Popen([sys.executable, "-c", CHILD, "HOSTILE-LEAK-proc"], start_new_session=True,
                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     facts("leak_plant_" + where, out)

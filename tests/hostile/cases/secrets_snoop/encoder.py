@@ -1,4 +1,4 @@
-"""Searches everything it can reach, in every stage that imports it (fetch, describe, encode), for
+"""Searches everything it can reach, in every stage that imports it (fetch, encode), for
 the labels and the harness's signing key (the tests plant canaries in both): the file system, its
 environment, every /proc/<pid>/environ and cmdline, its mounts. It must find nothing."""
 import os
