@@ -58,11 +58,13 @@ def write_tensor(prefix: Path, tensor: Any, extra: dict | None = None) -> int:
 
 
 def _open_plain(path: Path):
-    """Open without following a symbolic link: a stage's output dir may hold planted links."""
+    """Open without following a symbolic link, and refuse hard links: a stage's output dir may hold
+    planted links to files it should not be able to name (labels, other outputs)."""
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
         os.close(fd)
-        raise BatchFormatError(f"{Path(path).name}: not a regular file")
+        raise BatchFormatError(f"{Path(path).name}: not a plain regular file (type or hard link)")
     return os.fdopen(fd, "rb")
 
 

@@ -15,6 +15,7 @@ from typing import Any, Callable
 from harness import images
 from harness.errors import ImageBuildError, IntakeError, SubmissionError
 from harness.intake import Submission
+from harness.runner import Outcome
 
 SUBMISSION_REPO = "aecc/submission"
 
@@ -100,7 +101,7 @@ def build_submission(
             raise BuildFailed(
                 "the submission's requirements did not install in the build sandbox",
                 expected="`pip install -r requirements.txt` to succeed on top of torch " + version,
-                found=exc.found,
+                found=f"{getattr(exc, 'outcome', Outcome.FAILED).value}: {exc.found}",
                 fix="make requirements.txt installable from PyPI for Python 3.11 (try it in a fresh venv)",
                 log_path=exc.log_path,
             ) from None

@@ -155,6 +155,20 @@ def run_doctor(
                 "" if info.nvidia else "install nvidia-container-toolkit; `nvidia-ctk runtime configure --runtime=docker`",
             )
         )
+        from harness import egress
+
+        network = egress.network_for(client)
+        rules = egress.rules_present()
+        egress_ok = network == egress.NETWORK and rules is not False
+        add(
+            Check(
+                "egress",
+                Status.OK if egress_ok else Status.WARN,
+                "build and fetch stages on aecc-egress: internet yes, host and private networks no",
+                f"network {network}; drop rules " + {True: "present", False: "missing", None: "not checked (not root)"}[rules],
+                "" if egress_ok else "run `sudo bash scripts/engine-setup.sh` (creates the network and its iptables rules)",
+            )
+        )
         disk_path = info.docker_root_dir if os.path.isdir(info.docker_root_dir) else "/"
         free = shutil.disk_usage(disk_path).free
         add(

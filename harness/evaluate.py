@@ -189,7 +189,15 @@ class Evaluation:
             spec = RunSpec(stage=Stage.FETCH, image=image, workdir=SUBMISSION_SRC, mounts=tuple(mounts), env=env,
                            command=("python", "-P", "-m", "checker.describe", "--submission", SUBMISSION_SRC,
                                     "--encoder", submission.encoder.spec, "--out", "/out/describe.json"))
-            result = run_stage(self.client, self.profile, spec, logs / "fetch.log")
+            cap = self.profile.disk_cap_bytes
+
+            def watch_cache(_container: Any) -> tuple[Outcome, str] | None:
+                if directory_size(cache) > cap:
+                    return Outcome.OUTPUT_LIMIT, f"killed: downloads in the cache passed the disk cap of {cap} B"
+                return None
+
+            result = run_stage(self.client, self.profile, spec, logs / "fetch.log",
+                               output_cap=(out, 1024**2), watch=watch_cache)
             self._raise_infra(result)
             if result.outcome is not Outcome.OK or not (out / "describe.json").is_file():
                 raise SubmissionError("the encoder could not be constructed in the fetch stage",
@@ -281,7 +289,7 @@ class Evaluation:
         results: dict[str, tuple[Path | None, str]] = {}
         pending = []
         for task in tasks:
-            run_dir = paths.subdir("runs") / submission.sha256 / task.label
+            run_dir = _run_root(submission) / task.label
             if (run_dir / "encode.ok").is_file() and (run_dir / "encode.ok").read_text() == prepared[task.label].name:
                 self.progress(f"encode {task.label}: done earlier (resumed)")
                 results[task.label] = (run_dir / "embeddings", "")
@@ -310,7 +318,7 @@ class Evaluation:
 
     def _encode_batch(self, submission: Submission, image: str, tasks: list[TaskRef], prepared: dict[str, Path],
                       logs: Path, attempt: int) -> dict[str, tuple[Path | None, str] | None]:
-        runs = paths.subdir("runs") / submission.sha256
+        runs = _run_root(submission)
         jobs, mounts = [], [Mount(images.AGENT_DIR, AGENT_TARGET),
                             Mount(paths.subdir("cache") / submission.sha256, "/cache")]
         dirs = []
@@ -334,7 +342,7 @@ class Evaluation:
             limit = self.profile.stage(Stage.ENCODE).wall_clock_s
             clock = {"start": time.monotonic(), "done": 0}
 
-            def watch() -> tuple[Outcome, str] | None:
+            def watch(_container: Any) -> tuple[Outcome, str] | None:
                 # Each task gets the stage's wall clock, counted from the end of the one before.
                 done = sum((d / ".agent-done").exists() for d in dirs)
                 if done != clock["done"]:
@@ -406,7 +414,7 @@ class Evaluation:
         if not tasks:
             return {}
         self.progress(f"score: X-ARES Track A (x{self.spec.repeats}) and Track B for {len(tasks)} task(s)")
-        runs = paths.subdir("runs") / submission.sha256
+        runs = _run_root(submission)
         jobs, mounts = [], [Mount(images.AGENT_DIR, AGENT_TARGET)]
         works = []
         for i, task in enumerate(tasks):
@@ -484,10 +492,17 @@ def _task_entry(task: TaskRef, outcome: TaskOutcome, reason: str = "", scored: d
     }
 
 
+def _run_root(submission: Submission) -> Path:
+    """Per submission *and* encoder: the same archive scored with another `--encoder` is new work."""
+    encoder = hashlib.sha256(submission.encoder.spec.encode()).hexdigest()[:12]
+    return paths.subdir("runs") / f"{submission.sha256}-{encoder}"
+
+
 def score_submission(client: Any, spec: ScoreSpec, build_options: images.BuildOptions | None = None, *,
                      progress: Callable[[str], None] = print) -> dict:
     """Score one submission on every task of `spec`; returns the result (schema: result) and writes it."""
-    build_options = build_options or images.BuildOptions.from_environment()
+    build_options = dataclasses.replace(build_options or images.BuildOptions.from_environment(),
+                                        submission_profile=spec.profile)
     tasks = [resolve_task(t) for t in spec.tasks]  # usage errors before any work
     labels = [t.label for t in tasks]
     if len(set(labels)) != len(labels):
@@ -523,7 +538,8 @@ def score_submission(client: Any, spec: ScoreSpec, build_options: images.BuildOp
         done = out_dir / "tasks" / f"{task.label}.json"
         if done.is_file():
             entry = json.loads(done.read_text())
-            if entry.get("outcome") == TaskOutcome.SCORED.value and entry.get("mode") == spec.mode:
+            if (entry.get("outcome") == TaskOutcome.SCORED.value and entry.get("mode") == spec.mode
+                    and entry.get("encoder") == submission.encoder.spec):
                 progress(f"task {task.label}: already scored (resumed)")
                 entries[task.label] = entry
     pending = [t for t in tasks if t.label not in entries]
@@ -538,7 +554,7 @@ def score_submission(client: Any, spec: ScoreSpec, build_options: images.BuildOp
             path, reason = encoded[task.label]
             if path is None:
                 entries[task.label] = _task_entry(task, TaskOutcome.FAILED, reason)
-                _finish(progress, out_dir, task, entries[task.label])
+                _finish(progress, out_dir, task, entries[task.label], submission.encoder.spec)
         to_score = [t for t in pending if encoded[t.label][0] is not None]
         t0 = time.monotonic()
         scored = evaluation.score_all(submission, to_score, attrs, prepared,
@@ -550,7 +566,7 @@ def score_submission(client: Any, spec: ScoreSpec, build_options: images.BuildOp
                 entries[task.label] = _task_entry(task, TaskOutcome.FAILED, value.summary)
             else:
                 entries[task.label] = _task_entry(task, TaskOutcome.SCORED, "", value)
-            _finish(progress, out_dir, task, entries[task.label])
+            _finish(progress, out_dir, task, entries[task.label], submission.encoder.spec)
 
     ordered = [entries[t.label] for t in tasks]
     timings["total_s"] = round(time.monotonic() - started, 2)
@@ -572,8 +588,9 @@ def score_submission(client: Any, spec: ScoreSpec, build_options: images.BuildOp
     return result
 
 
-def _finish(progress: Callable[[str], None], out_dir: Path, task: TaskRef, entry: dict) -> None:
+def _finish(progress: Callable[[str], None], out_dir: Path, task: TaskRef, entry: dict, encoder: str) -> None:
     """Persist a task's entry as soon as it is known, so a crash later loses nothing of it."""
+    entry["encoder"] = encoder  # a rerun with another --encoder must not resume this entry
     _write_atomic(out_dir / "tasks" / f"{task.label}.json", entry)
     numbers = ""
     if entry["track_a"] is not None:

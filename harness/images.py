@@ -236,7 +236,9 @@ class BuildOptions:
     base_source: str = "auto"  # auto | pull | bootstrap
     debian_mirror: str = DEFAULT_MIRROR
     force: bool = False
-    profile: str = "cpu"
+    profile: str = "cpu"  # the envelope of trusted layer builds
+    #: the envelope of untrusted (submission) layer builds: validate/score pass the run's profile
+    submission_profile: str | None = None
 
     def __post_init__(self) -> None:
         if self.base_source not in ("auto", "pull", "bootstrap"):
@@ -532,9 +534,18 @@ def _build_one(
         }
         repository, tag = ref.rsplit(":", 1)
 
+        too_big: list[int] = []
+
         def commit(container: Any) -> None:
             if container.attrs["State"].get("ExitCode") != 0:
                 return
+            if layer.untrusted:
+                # What the build wrote is the size of its writable layer; an untrusted build may
+                # not leave more on the host's disk than the profile allows.
+                written = int(client.api.inspect_container(container.id, size=True).get("SizeRw") or 0)
+                if written > profile.disk_cap_bytes:
+                    too_big.append(written)
+                    return
             labels[LABEL_FREEZE] = _freeze_from_container(container, layer.freeze_path)
             labels[LABEL_BUILD_SECONDS] = f"{time.monotonic() - started:.1f}"
             # The whole config is given: the engine would otherwise merge the build container's
@@ -558,7 +569,19 @@ def _build_one(
             )
 
         log(f"building {ref} ({layer.name}); log: {log_path}")
-        result = run_stage(client, profile, spec, log_path, before_remove=commit)
+        result = run_stage(client, profile, spec, log_path, before_remove=commit,
+                           watch=_layer_size_watch(profile.disk_cap_bytes) if layer.untrusted else None)
+        if too_big and result.outcome is Outcome.OK:
+            error = ImageBuildError(
+                f"building layer {layer.name} failed (the layer is too large)",
+                expected=f"at most {profile.disk_cap_bytes} bytes written (profile disk_cap)",
+                found=f"{too_big[0]} bytes",
+                fix="install less: large weights belong in the fetch stage's cache, not in the image",
+                log_path=log_path,
+            )
+            error.layer = layer.name
+            error.outcome = Outcome.OUTPUT_LIMIT
+            raise error
     if result.outcome is not Outcome.OK:
         error = ImageBuildError(
             f"building layer {layer.name} failed ({result.outcome.value}: {result.detail})",
@@ -571,6 +594,31 @@ def _build_one(
         error.outcome = result.outcome
         raise error
     return LayerBuild(layer.name, ref, cached=False, seconds=round(time.monotonic() - started, 1), log_path=log_path)
+
+
+def _layer_size_watch(cap: int) -> Callable[[Any], tuple[Outcome, str] | None]:
+    """A run_stage watch that kills an untrusted build whose writable layer passes `cap`.
+
+    It measures the overlay upper directory on the host (a local engine), every few seconds since a
+    walk of a large install is not free; the commit-time size check catches the last few seconds.
+    """
+    from harness.runner import directory_size
+
+    state: dict[str, Any] = {"next": 0.0}
+
+    def watch(container: Any) -> tuple[Outcome, str] | None:
+        now = time.monotonic()
+        if now < state["next"]:
+            return None
+        state["next"] = now + 3.0
+        upper = (container.attrs.get("GraphDriver") or {}).get("Data", {}).get("UpperDir")
+        if upper and Path(upper).is_dir():
+            size = directory_size(Path(upper))
+            if size > cap:
+                return Outcome.OUTPUT_LIMIT, f"killed: the build wrote {size} B, over the disk cap of {cap} B"
+        return None
+
+    return watch
 
 
 def _container_only_labels() -> tuple[str, ...]:
@@ -601,6 +649,7 @@ def build(
     """
     options = options or BuildOptions.from_environment()
     profile = load_profile(options.profile)
+    submission_profile = load_profile(options.submission_profile) if options.submission_profile else profile
     results: list[LayerBuild] = []
     with _build_lock():
         root = resolve_root(client, options, log)
@@ -613,7 +662,8 @@ def build(
                 results.append(LayerBuild(layer.name, ref, cached=True, seconds=round(time.monotonic() - started, 2)))
                 parent_image = existing
                 continue
-            results.append(_build_one(client, layer, parent_image, ref, root.id, options, profile, log))
+            results.append(_build_one(client, layer, parent_image, ref, root.id, options,
+                                      submission_profile if layer.untrusted else profile, log))
             parent_image = client.images.get(ref)
     return results
 

@@ -121,6 +121,7 @@ class SandboxProfile:
     runtime: str | None
     init: bool
     log_cap_bytes: int
+    disk_cap_bytes: int
     ulimits: Mapping[str, int]
     env: Mapping[str, str]
     gpu: GpuPolicy | None
@@ -243,6 +244,7 @@ def profile_from_dict(data: dict, *, origin: str = "profile", source: Path | Non
         runtime=data.get("runtime"),
         init=bool(data["init"]),
         log_cap_bytes=parse_size(data["log_cap"], key="log_cap"),
+        disk_cap_bytes=parse_size(data["disk_cap"], key="disk_cap"),
         ulimits=MappingProxyType(
             {
                 k: (parse_size(v, key=f"ulimits.{k}") if isinstance(v, str) else int(v))

@@ -171,10 +171,11 @@ def owner_labels(stage: Stage, run_id: str) -> dict[str, str]:
     }
 
 
-def container_config(profile: SandboxProfile, spec: RunSpec, *, name: str) -> dict:
+def container_config(profile: SandboxProfile, spec: RunSpec, *, name: str, network: str | None = None) -> dict:
     """The exact keyword arguments for `client.containers.create`, a pure function of its inputs.
 
     Kept pure so that tests can compare it with what the daemon reports in `docker inspect`.
+    `network` is the network of stages that have one (`harness.egress.network_for`).
     """
     from docker.types import DeviceRequest, LogConfig, Ulimit
 
@@ -202,7 +203,7 @@ def container_config(profile: SandboxProfile, spec: RunSpec, *, name: str) -> di
         environment=env,
         mounts=[],
         detach=True,
-        network_mode="bridge" if policy.network else "none",
+        network_mode=(network or "bridge") if policy.network else "none",
         mem_limit=profile.memory_bytes,
         memswap_limit=profile.memory_bytes + profile.swap_bytes,
         # Swap off means no swapping at all, not just no swap quota.
@@ -346,7 +347,11 @@ class _MemoryPeak(threading.Thread):
 
 def create_container(client: Any, profile: SandboxProfile, spec: RunSpec, *, name: str | None = None) -> Any:
     """Create (not start) the container for a spec; the caller owns its removal."""
-    return client.containers.create(**container_config(profile, spec, name=name or new_container_name(spec.stage)))
+    from harness import egress
+
+    network = egress.network_for(client) if profile.stage(spec.stage).network else None
+    return client.containers.create(**container_config(profile, spec, name=name or new_container_name(spec.stage),
+                                                       network=network))
 
 
 def run_stage(
@@ -359,7 +364,7 @@ def run_stage(
     on_log: Callable[[str], None] | None = None,
     gpu_sampler_factory: Callable[[str, str, int], Any] | None = None,
     output_cap: tuple[Path, int] | None = None,
-    watch: Callable[[], tuple[Outcome, str] | None] | None = None,
+    watch: Callable[[Any], tuple[Outcome, str] | None] | None = None,
 ) -> RunResult:
     """Run `spec` to completion under `profile` and classify how it ended.
 
@@ -374,8 +379,8 @@ def run_stage(
         gpu_sampler_factory: builds the NVML sampler (tests inject a fake).
         output_cap: (host directory, bytes): the container is killed (`output_limit`) once what it
             wrote there passes the cap; polled, so it can overshoot by what it writes in 0.5 s.
-        watch: polled every 0.5 s while the container runs; returning (outcome, detail) kills the
-            container and makes that the result (a multi-task stage times each task this way).
+        watch: called with the container every 0.5 s while it runs; returning (outcome, detail)
+            kills it and makes that the result (a multi-task stage times each task this way).
 
     Returns:
         A RunResult; engine failures come back as `Outcome.INFRA_ERROR`, never as the work's failure.
@@ -393,7 +398,10 @@ def run_stage(
     log_path = Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     name = new_container_name(spec.stage)
-    config = container_config(profile, spec, name=name)  # usage errors surface before any engine call
+    from harness import egress
+
+    network = egress.network_for(client) if profile.stage(spec.stage).network else None
+    config = container_config(profile, spec, name=name, network=network)  # usage errors before engine calls
     if spec.gpu_uuid is not None or profile.runtime:
         info = eng.engine_info(client)
         if spec.gpu_uuid is not None:
@@ -443,9 +451,9 @@ def run_stage(
         pump.start()
         memory = _MemoryPeak(container.id, stop_sampler)
         memory.start()
-        checks: list[Callable[[], tuple[Outcome, str] | None]] = []
+        checks: list[Callable[[Any], tuple[Outcome, str] | None]] = []
         if output_cap is not None:
-            checks.append(lambda: (Outcome.OUTPUT_LIMIT, f"killed: output in {output_cap[0].name} passed its cap "
+            checks.append(lambda _c: (Outcome.OUTPUT_LIMIT, f"killed: output in {output_cap[0].name} passed its cap "
                                    f"of {output_cap[1]} B") if directory_size(output_cap[0]) > output_cap[1] else None)
         if watch is not None:
             checks.append(watch)
@@ -454,7 +462,7 @@ def run_stage(
             def watcher() -> None:
                 while not stop_sampler.wait(0.5):
                     for check in checks:
-                        verdict = check()
+                        verdict = check(container)
                         if verdict is not None:
                             watch_verdict.append(verdict)
                             _kill_quietly(container)

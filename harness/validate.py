@@ -30,11 +30,12 @@ from harness import images, paths
 from harness.errors import HarnessError, SubmissionError
 from harness.intake import Submission, intake
 from harness.profiles import SandboxProfile, Stage, load_profile
-from harness.runner import Mount, Outcome, RunResult, RunSpec, run_stage
+from harness.runner import Mount, Outcome, RunResult, RunSpec, directory_size, run_stage
 from harness.safeio import UnsafeOutput, read_json
 
 SCHEMAS = Path(__file__).resolve().parent / "schemas"
 REPORT_CAP = 4 * 1024**2
+OUT_CAP = 16 * REPORT_CAP  # the agent writes one report there; anything more is a runaway writer
 AGENT_TARGET = "/opt/aecc/checker"
 SUBMISSION_SRC = "/opt/submission/src"
 
@@ -109,7 +110,15 @@ def run_contract_agent(client: Any, profile: SandboxProfile, image: str, submiss
         env.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
     run = RunSpec(stage=stage, image=image, command=command, mounts=tuple(mounts), env=env,
                   gpu_uuid=gpu if stage is not Stage.FETCH else None, workdir=SUBMISSION_SRC)
-    result = run_stage(client, profile, run, log_dir / f"{phase}.log")
+    # Writable host folders are capped: the report folder tightly, the download cache by the profile.
+    cache_cap = profile.disk_cap_bytes
+
+    def watch_cache(_container: Any) -> tuple[Outcome, str] | None:
+        if stage is Stage.FETCH and directory_size(cache) > cache_cap:
+            return Outcome.OUTPUT_LIMIT, f"killed: downloads in the cache passed the disk cap of {cache_cap} B"
+        return None
+
+    result = run_stage(client, profile, run, log_dir / f"{phase}.log", output_cap=(out, OUT_CAP), watch=watch_cache)
     report, problem = None, None
     if not result.outcome.is_infra_failure:
         try:
@@ -133,7 +142,8 @@ def validate(
     progress: Callable[[str], None] = print,
 ) -> dict:
     """Run intake, build, fetch and check; return the validation report (schema: validation-report)."""
-    build_options = build_options or images.BuildOptions.from_environment()
+    build_options = dataclasses.replace(build_options or images.BuildOptions.from_environment(),
+                                        submission_profile=spec.profile)
     started = time.monotonic()
     timings: dict[str, float] = {}
     checks: list[dict] = []

@@ -10,8 +10,40 @@ engine_up() { docker info >/dev/null 2>&1; }
 
 need_debootstrap() { ! command -v debootstrap >/dev/null 2>&1; }
 
+setup_egress() {
+    # The network of build and fetch stages (harness/egress.py): the internet, not the host.
+    if ! docker network inspect aecc-egress >/dev/null 2>&1; then
+        docker network create --driver bridge \
+            -o com.docker.network.bridge.name=aecc-egress0 \
+            -o com.docker.network.bridge.enable_icc=false \
+            --label org.aecc.network=egress aecc-egress >/dev/null
+        echo "engine-setup: created network aecc-egress"
+    fi
+    if [ "$(id -u)" != 0 ] || ! command -v iptables >/dev/null 2>&1; then
+        echo "engine-setup: not root or no iptables: egress rules not installed (aecc doctor will warn)" >&2
+        return 0
+    fi
+    add() { iptables -C "$@" 2>/dev/null || iptables -I "$@"; }
+    add INPUT -i aecc-egress0 -j DROP
+    for net in 10.0.0.0/8 172.16.0.0/12 192.168.0.0/16 169.254.0.0/16 100.64.0.0/10; do
+        add DOCKER-USER -i aecc-egress0 -d "$net" -j DROP
+    done
+    # Docker's embedded DNS forwards from the container's namespace: the host's resolvers stay
+    # reachable on port 53 (inserted last, so they sit above the drops).
+    for ns in $(awk '/^nameserver/{print $2}' /etc/resolv.conf); do
+        case "$ns" in 127.*) continue ;; esac
+        add DOCKER-USER -i aecc-egress0 -d "$ns" -p udp --dport 53 -j RETURN
+        add DOCKER-USER -i aecc-egress0 -d "$ns" -p tcp --dport 53 -j RETURN
+    done
+    # AECC_EGRESS_ALLOW="ADDR:PORT ...": host services stages may reach (a package mirror).
+    for pair in ${AECC_EGRESS_ALLOW:-}; do
+        add INPUT -i aecc-egress0 -p tcp -d "${pair%:*}" --dport "${pair##*:}" -j ACCEPT
+    done
+}
+
 if engine_up && ! need_debootstrap; then
-    echo "engine-setup: engine answers ($(docker info --format '{{.ServerVersion}}' 2>/dev/null)); nothing to do"
+    echo "engine-setup: engine answers ($(docker info --format '{{.ServerVersion}}' 2>/dev/null))"
+    setup_egress
     exit 0
 fi
 
@@ -59,3 +91,4 @@ if ! engine_up; then
     exit 2
 fi
 echo "engine-setup: engine answers ($(docker info --format '{{.ServerVersion}}'))"
+setup_egress

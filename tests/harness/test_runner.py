@@ -222,3 +222,39 @@ def test_peak_memory_is_measured_from_the_host(client, small_profile, base_image
     assert result.outcome is Outcome.OK
     assert result.peak_memory_bytes is not None
     assert 120 * 1024**2 <= result.peak_memory_bytes <= small_profile.memory_bytes
+
+
+def test_network_stages_reach_the_internet_but_not_the_host(client, small_profile, base_image, tmp_path):
+    """Fetch and build run on aecc-egress: PyPI answers, a service listening on the host does not."""
+    import socket
+    import threading
+
+    from harness import egress
+
+    assert egress.network_for(client) == egress.NETWORK, "run scripts/engine-setup.sh"
+    listener = socket.socket()
+    listener.bind(("0.0.0.0", 0))
+    listener.listen(8)
+    listener.settimeout(20)
+    port = listener.getsockname()[1]
+    accepted = []
+    threading.Thread(target=lambda: accepted.append(listener.accept()), daemon=True).start()
+    gateway = client.networks.get(egress.NETWORK).attrs["IPAM"]["Config"][0]["Gateway"]
+    code = (
+        "import json, socket\n"
+        "out = {}\n"
+        f"for name, addr in (('gateway', ('{gateway}', {port})), ('docker0', ('172.17.0.1', {port})),\n"
+        "                   ('pypi', ('pypi.org', 443))):\n"
+        "    try:\n"
+        "        socket.create_connection(addr, timeout=4).close(); out[name] = 'ok'\n"
+        "    except OSError as e:\n"
+        "        out[name] = type(e).__name__\n"
+        "print(json.dumps(out))\n"
+    )
+    try:
+        data = facts(run_py(client, small_profile, base_image, code, tmp_path, stage=Stage.FETCH))
+    finally:
+        listener.close()
+    assert data["pypi"] == "ok"
+    assert data["gateway"] != "ok" and data["docker0"] != "ok"
+    assert not accepted

@@ -72,7 +72,7 @@ def write_profile(folder: Path, name: str, **changes) -> Path:
 
 def make_profiles(folder: Path) -> dict[str, Path]:
     small = dict(memory="1536MiB", pids_limit=128, tmp_size="64MiB", shm_size="64MiB", log_cap="1MiB",
-                 wall_fetch="90s", wall_check="120s")
+                 disk_cap="512MiB", wall_fetch="90s", wall_check="120s")
     return {
         "small": write_profile(folder, "small", **small),
         "tinywall": write_profile(folder, "tinywall", **{**small, "wall_check": "15s"}),
@@ -281,6 +281,11 @@ class LocalIndex:
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
+        # Build containers run on aecc-egress, which drops traffic to the host; an organizer's
+        # mirror is let through the same way (AECC_EGRESS_ALLOW / egress.allow_host_port).
+        from harness import egress
+
+        egress.allow_host_port(DOCKER0, self.port)
 
     def url(self, credentials: str | None = None) -> str:
         auth = f"{credentials}@" if credentials else ""
@@ -302,6 +307,9 @@ class LocalIndex:
         (page / "index.html").write_text(f'<html><body><a href="../../files/{dist}.tar.gz">{dist}.tar.gz</a></body></html>')
 
     def close(self) -> None:
+        from harness import egress
+
+        egress.revoke_host_port(DOCKER0, self.port)
         self.server.shutdown()
         self.server.server_close()
 

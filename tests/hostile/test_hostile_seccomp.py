@@ -159,8 +159,6 @@ print("QUERY", libc.syscall(135, 0xffffffff), ctypes.get_errno())
 """
 
 
-@pytest.mark.xfail(strict=True, reason="harness gap: the ADDR_NO_RANDOMIZE rule (mask 0x40000) also denies the "
-                   "read-only query personality(0xffffffff); mask 0x80040000 (value 0x40000) would not")
 def test_seccomp_keeps_the_personality_query(client, base_image, tmp_path):
     result = run_stage(client, load_profile("cpu"), RunSpec(stage="check", image=base_image,
                        command=("python", "-c", PERSONALITY_QUERY), wall_clock_s=60), tmp_path / "q.log")
