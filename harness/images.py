@@ -542,7 +542,8 @@ def _build_one(
             if layer.untrusted:
                 # What the build wrote is the size of its writable layer; an untrusted build may
                 # not leave more on the host's disk than the profile allows.
-                written = int(client.api.inspect_container(container.id, size=True).get("SizeRw") or 0)
+                listed = client.api.containers(all=True, size=True, filters={"id": container.id})
+                written = int((listed[0].get("SizeRw") if listed else 0) or 0)
                 if written > profile.disk_cap_bytes:
                     too_big.append(written)
                     return
