@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import uuid
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -39,7 +41,13 @@ def by_id(report: dict) -> dict:
 
 
 def test_bundled_example_passes(client, tmp_path):
-    code, report, err = aecc_validate(tmp_path, str(GOOD))
+    # A copy with a unique comment: a new sha, so the submission image is really built (and
+    # committed) in every run, not found in the cache of an earlier one.
+    sub = tmp_path / "example"
+    shutil.copytree(GOOD, sub)
+    with open(sub / "encoder.py", "a") as fh:
+        fh.write(f"# run {uuid.uuid4().hex}\n")
+    code, report, err = aecc_validate(tmp_path, str(sub))
     assert code == 0, err
     assert report["status"] == "passed"
     checks = by_id(report)
