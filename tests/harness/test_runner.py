@@ -5,7 +5,6 @@ Every container it starts is gone afterwards."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 

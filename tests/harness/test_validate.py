@@ -16,7 +16,6 @@ import zipfile
 from pathlib import Path
 
 import jsonschema
-import pytest
 
 from harness.validate import validation_schema
 

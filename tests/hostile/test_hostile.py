@@ -17,8 +17,6 @@ import subprocess
 import tarfile
 import threading
 import time
-import unicodedata
-import zlib
 from pathlib import Path
 
 import pytest
