@@ -334,3 +334,39 @@ SpectralEncoder.forward = _maybe_hang
     assert tasks["tiny_tones"]["outcome"] == "failed" and "timeout" in tasks["tiny_tones"]["reason"]
     assert tasks["tiny_crop"]["outcome"] == "scored"
     assert result["timings"]["encode_s"] < 25 * 2 + 60
+
+
+def test_registry_task_names_run_xares_own_task_modules(tmp_path):
+    """`--tasks esc50` resolves through the registry to X-ARES's own `tasks.esc50_task` (k-fold,
+    five folds, its own label processor) and scores on data in ESC-50's layout."""
+    import io
+    import math
+    import struct
+    import wave
+
+    task_dir = tmp_path / "env" / "esc50"
+    task_dir.mkdir(parents=True)
+    for fold in range(1, 6):
+        with tarfile.open(task_dir / f"wds-audio-fold-{fold}-000000.tar", "w", format=tarfile.GNU_FORMAT) as tar:
+            for i in range(6):
+                label = i % 2  # two of ESC-50's fifty classes: a low and a high tone
+                buf = io.BytesIO()
+                with wave.open(buf, "wb") as w:
+                    w.setnchannels(1), w.setsampwidth(2), w.setframerate(16000)
+                    freq = 300 if label == 0 else 3000
+                    w.writeframes(b"".join(struct.pack("<h", int(9000 * math.sin(2 * math.pi * freq * n / 16000)))
+                                           for n in range(16000)))
+                for name, payload in ((f"f{fold}-{i}.wav", buf.getvalue()),
+                                      (f"f{fold}-{i}.json", json.dumps({"label": label}).encode())):
+                    info = tarfile.TarInfo(name)
+                    info.size = len(payload)
+                    tar.addfile(info, io.BytesIO(payload))
+    (task_dir / ".audio_tar_ready").touch()
+    os.system(f"chmod -R a+rX {tmp_path / 'env'}")
+    spec = evaluate.ScoreSpec(source=GOOD, data=tmp_path / "env", tasks=("esc50",), out=tmp_path / "out")
+    result = evaluate.score_submission(engine.connect(), spec, progress=lambda m: None)
+    [task] = result["tasks"]
+    assert task["task"] == "esc50" and task["source"] == "tasks.esc50_task"
+    assert task["outcome"] == "scored" and task["weight"] == 400  # X-ARES's eval_weight for ESC-50
+    assert set(task["counts"]) == {"1", "2", "3", "4", "5"}
+    assert task["track_b"] == pytest.approx(1.0)  # two pure tones: kNN cannot miss
