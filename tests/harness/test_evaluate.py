@@ -52,6 +52,8 @@ def _by_task(result: dict) -> dict:
 
 DIRECT = r"""
 import json, sys, importlib.util, warnings
+import torch.multiprocessing
+torch.multiprocessing.set_start_method("spawn")  # as xares.run does: its encode loop then uses no workers
 sys.path.insert(0, "/enc")
 from encoder import SpectralEncoder
 spec = importlib.util.spec_from_file_location("t", sys.argv[1]); m = importlib.util.module_from_spec(spec)
