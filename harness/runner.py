@@ -624,8 +624,11 @@ def cleanup(client: Any, *, everything: bool = False) -> list[str]:
 
     removed = []
     host = socket.gethostname()
-    for container in client.containers.list(all=True, filters={"label": f"{eng.LABEL_MANAGED}=1"}):
-        labels = container.labels or {}
+    # The raw list, not `containers.list`: that inspects each container after listing it and
+    # fails with 404 when one is removed in between (another harness finishing, say).
+    for row in client.api.containers(all=True, filters={"label": f"{eng.LABEL_MANAGED}=1"}):
+        labels = row.get("Labels") or {}
+        name = (row.get("Names") or ["/?"])[0].lstrip("/")
         owner_alive = False
         try:
             pid = int(labels.get(eng.LABEL_OWNER_PID, "0"))
@@ -636,8 +639,8 @@ def cleanup(client: Any, *, everything: bool = False) -> list[str]:
             pass
         if everything or not owner_alive:
             try:
-                container.remove(force=True, v=True)
-                removed.append(container.name)
+                client.api.remove_container(row["Id"], force=True, v=True)
+                removed.append(name)
             except Exception:
                 pass
     return removed

@@ -52,11 +52,13 @@ def small_profile():
 
 
 def _own_containers(client):
+    """(id, name) of the containers this process created, from one raw list call (no inspect race)."""
     from harness import engine
 
-    return client.containers.list(
+    rows = client.api.containers(
         all=True, filters={"label": [f"{engine.LABEL_MANAGED}=1", f"{engine.LABEL_OWNER_PID}={os.getpid()}"]}
     )
+    return [(r["Id"], r["Names"][0].lstrip("/")) for r in rows]
 
 
 @pytest.fixture(autouse=True)
@@ -66,6 +68,9 @@ def no_leftover_containers(request):
         return
     client = request.getfixturevalue("client")
     left = _own_containers(client)
-    for c in left:
-        c.remove(force=True)
-    assert not left, f"containers left behind: {[c.name for c in left]}"
+    for container_id, _name in left:
+        try:
+            client.api.remove_container(container_id, force=True)
+        except Exception:
+            pass  # went away meanwhile
+    assert not left, f"containers left behind: {[name for _id, name in left]}"

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from harness import engine
@@ -18,26 +19,47 @@ from harness.runner import cleanup
 AECC = str(Path(sys.executable).parent / "aecc")
 
 
+_STARTS: dict[int, str] = {}  # harness PID -> its start time, as the runner labels it
+
+
 def _containers_of(client, pid: int):
-    return client.containers.list(
-        all=True, filters={"label": [f"{engine.LABEL_MANAGED}=1", f"{engine.LABEL_OWNER_PID}={pid}"]}
-    )
+    """Containers of one harness process, as plain dicts from one list call.
+
+    `client.containers.list` inspects each container after listing it, which races with a
+    container being removed at that moment (404); the raw list cannot. The start-time label
+    tells this process from an earlier one that had the same PID (pid_max is 32768 here).
+    """
+    labels = [f"{engine.LABEL_MANAGED}=1", f"{engine.LABEL_OWNER_PID}={pid}"]
+    if pid in _STARTS:
+        labels.append(f"{engine.LABEL_OWNER_START}={_STARTS[pid]}")
+    rows = client.api.containers(all=True, filters={"label": labels})
+    return [{"id": r["Id"], "name": r["Names"][0].lstrip("/"), "state": r["State"]} for r in rows]
+
+
+def _remove(client, rows) -> None:
+    for row in rows:
+        try:
+            client.api.remove_container(row["id"], force=True)
+        except Exception:
+            pass  # already gone
 
 
 def _start_harness(base_image: str, tmp_path: Path) -> subprocess.Popen:
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         [AECC, "sandbox", "run", "--image", base_image, "--stage", "check", "--quiet", "--log",
          str(tmp_path / "sleep.log"), "--", "sleep", "300"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env={**os.environ},
     )
+    _STARTS[proc.pid] = f"{psutil.Process(proc.pid).create_time():.2f}"
+    return proc
 
 
 def _wait_running(client, proc: subprocess.Popen, timeout: float = 60.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = [c for c in _containers_of(client, proc.pid) if c.status == "running"]
+        found = [c for c in _containers_of(client, proc.pid) if c["state"] == "running"]
         if found:
             return found[0]
         assert proc.poll() is None, proc.communicate()
@@ -53,12 +75,11 @@ def test_interrupted_harness_removes_its_container(client, base_image, tmp_path,
         proc.send_signal(sig)
         _out, err = proc.communicate(timeout=60)
         assert proc.returncode == 130, err
-        assert not _containers_of(client, proc.pid), f"{container.name} survived {sig.name}"
+        assert not _containers_of(client, proc.pid), f"{container['name']} survived {sig.name}"
     finally:
         if proc.poll() is None:
             proc.kill()
-        for c in _containers_of(client, proc.pid):
-            c.remove(force=True)
+        _remove(client, _containers_of(client, proc.pid))
 
 
 def test_cleanup_removes_leftovers_of_a_killed_harness_only(client, base_image, small_profile, tmp_path):
@@ -75,14 +96,13 @@ def test_cleanup_removes_leftovers_of_a_killed_harness_only(client, base_image, 
         # A container whose owner (this test process) is alive must survive a default cleanup.
         mine = create_container(client, small_profile, RunSpec(stage=Stage.CHECK, image=base_image, command=("true",)))
         removed = cleanup(client)
-        assert leftover.name in removed
+        assert leftover["name"] in removed
         assert mine.name not in removed
         assert not _containers_of(client, proc.pid)
         assert cleanup(client, everything=True).count(mine.name) == 1
         mine = None
     finally:
-        for c in _containers_of(client, proc.pid):
-            c.remove(force=True)
+        _remove(client, _containers_of(client, proc.pid))
         if mine is not None:
             mine.remove(force=True)
 

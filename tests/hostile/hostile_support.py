@@ -246,20 +246,15 @@ def marker_processes(marker: str = "HOSTILE-") -> list[str]:
 def leftover_containers(client) -> list[str]:
     from harness import engine
 
-    import docker.errors
-
     left = []
-    try:
-        containers = client.containers.list(all=True, filters={"label": f"{engine.LABEL_MANAGED}=1"})
-    except docker.errors.NotFound:  # one vanished while being listed: ask again
-        containers = client.containers.list(all=True, filters={"label": f"{engine.LABEL_MANAGED}=1"})
-    for c in containers:
+    # One raw list call: `containers.list` inspects each container afterwards and races with removals.
+    for row in client.api.containers(all=True, filters={"label": f"{engine.LABEL_MANAGED}=1"}):
         try:
-            pid = int((c.labels or {}).get(engine.LABEL_OWNER_PID, "0"))
+            pid = int((row.get("Labels") or {}).get(engine.LABEL_OWNER_PID, "0"))
         except ValueError:
             continue
         if pid in TRACKED_PIDS:
-            left.append(c.name)
+            left.append(row["Names"][0].lstrip("/"))
     return left
 
 
