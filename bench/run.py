@@ -287,9 +287,9 @@ class Bench:
             self.throwaway_shas.add(intake(dest, Path(store)).sha256[:12])
         return dest
 
-    def score_cmd(self, submission: Path, out: Path) -> list[str]:
+    def score_cmd(self, submission: Path, out: Path, *extra: str) -> list[str]:
         return [AECC, "score", str(submission), "--data", str(self.demo_env), "--tasks",
-                *[str(t) for t in self.tasks], "--out", str(out)]
+                *[str(t) for t in self.tasks], "--out", str(out), *extra]
 
     def read_result(self, out: Path) -> dict | None:
         found = sorted(out.glob("*/result.json"))
@@ -410,11 +410,12 @@ class Bench:
         progress(f"X-ARES directly r{repeat}: {seconds:.1f} s {scores}")
         return seconds
 
-    def harness_score(self, label: str, home: Path, sampler: RssSampler) -> tuple[float | None, dict | None, int | None]:
+    def harness_score(self, label: str, home: Path, sampler: RssSampler, *extra: str
+                      ) -> tuple[float | None, dict | None, int | None]:
         sub = self.throwaway(label)
         out = self.work / "out" / label
         log = self.work / "logs" / f"{label}.log"
-        rc, seconds, peak = timed_run(self.score_cmd(sub, out), log, env_with(home), sampler)
+        rc, seconds, peak = timed_run(self.score_cmd(sub, out, *extra), log, env_with(home), sampler)
         result = self.read_result(out)
         if result is not None:
             self.submission_images.add(result["submission"]["image"])
@@ -426,7 +427,7 @@ class Bench:
     def score(self, repeat: int) -> None:
         first_home = self.fresh_home(f"score-{repeat}")
         order = ("direct", "harness") if repeat % 2 else ("harness", "direct")
-        direct = first = second = None
+        direct = first = second = cold = None
         first_result = second_result = None
         with RssSampler() as sampler:
             for which in order:
@@ -439,7 +440,13 @@ class Bench:
                 second, second_result, rss2 = self.harness_score(f"score-second-{repeat}", first_home, sampler)
                 progress(f"harness second submission r{repeat}: {second and round(second, 1)} s "
                          f"(stages {(second_result or {}).get('timings')}), peak RSS {rss2 and rss2 // 2**20} MiB")
-                peaks = [p for p in (rss1, rss2) if p]
+                # The same again with every stage started only when its inputs are ready: what
+                # the warm start (harness.warmstart) saves, measured beside it.
+                cold, cold_result, rss3 = self.harness_score(f"score-second-cold-{repeat}", first_home, sampler,
+                                                             "--no-warm-start")
+                progress(f"harness second submission, no warm start, r{repeat}: {cold and round(cold, 1)} s "
+                         f"(stages {(cold_result or {}).get('timings')})")
+                peaks = [p for p in (rss1, rss2, rss3) if p]
                 if peaks:
                     self.rec.add("orchestrator_rss_peak_mib", max(peaks) / 2**20)
         self.rec.add("direct_xares_s", direct)
@@ -456,6 +463,9 @@ class Bench:
             self.rec.add("ratio_second_vs_direct", second / direct)
         if second and first:
             self.rec.add("ratio_second_vs_first", second / first)
+        self.rec.add("score_second_cold_s", cold)
+        if second and cold:
+            self.rec.add("ratio_warm_vs_cold_second", second / cold)
         self.rec.record("score", {
             "repeat": repeat, "order": order, "direct_s": direct, "first_s": first, "second_s": second,
             "first": _result_digest(first_result), "second": _result_digest(second_result),
@@ -764,6 +774,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     rec.define("ratio_first_vs_direct", "x", "first submission / X-ARES directly, paired per repeat")
     rec.define("ratio_second_vs_direct", "x", "second submission / X-ARES directly, paired per repeat")
     rec.define("ratio_second_vs_first", "x", "second submission / first submission, paired per repeat")
+    rec.define("score_second_cold_s", "s", "`aecc score --no-warm-start`, another second submission: "
+               "each stage's container started only when its inputs are ready")
+    rec.define("ratio_warm_vs_cold_second", "x", "second submission with warm start / without, paired per repeat")
     rec.define("orchestrator_rss_peak_mib", "MiB", "peak RSS of one `aecc score` process tree (docker excluded)")
     failed = False
     try:

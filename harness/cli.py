@@ -216,6 +216,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         mode=args.mode,
         repeats=args.repeats,
         seed=args.seed,
+        warm_start=not args.no_warm_start,
     )
     result = evaluate.score_submission(engine.connect(), spec, _build_options(args),
                                        progress=lambda m: console.print(f"[dim]{m}[/]", highlight=False))
@@ -277,6 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="unique: every crop keyed uniquely (default); xares: reproduce X-ARES 0.1.3's keys and losses")
     s.add_argument("--repeats", type=int, default=1, help="Track A runs on this many derived seeds (mean, spread)")
     s.add_argument("--seed", type=int, default=0, help="base seed; per-task seeds derive from it and the submission")
+    s.add_argument("--no-warm-start", action="store_true",
+                   help="start prepare and score only when their inputs are ready (slower; for comparison)")
     s.set_defaults(func=cmd_score)
 
     images_p = sub.add_parser("images", help="build, list and prune the harness's images")

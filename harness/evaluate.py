@@ -3,6 +3,8 @@
     intake -> build -> fetch -> prepare (cached) -> encode -> score
 
 Each stage after fetch runs once for all tasks: one container, one torch import, tasks in turn.
+The trusted prepare and score containers start with the run and import torch and X-ARES while
+build, fetch and encode go on (`harness.warmstart`); they work only once their inputs are ready.
 
 - prepare: trusted runtime image, network off, task data mounted read-only; its output is cached
   per (task data fingerprint, sample rate, task module, agent version), so a second submission at
@@ -22,6 +24,7 @@ both, so a crash loses at most the stage in flight.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import hashlib
@@ -42,6 +45,7 @@ from harness.intake import Submission, intake
 from harness.profiles import SandboxProfile, Stage, load_profile
 from harness.runner import Mount, Outcome, RunResult, RunSpec, directory_size, run_stage
 from harness.safeio import read_json
+from harness.warmstart import WarmStage
 from harness.validate import AGENT_TARGET, SUBMISSION_SRC
 
 SCHEMAS = Path(__file__).resolve().parent / "schemas"
@@ -101,6 +105,7 @@ class ScoreSpec:
     mode: str = "unique"  # unique | xares
     repeats: int = 1
     seed: int = 0
+    warm_start: bool = True  # start prepare and score early (harness.warmstart); off: one stage after another
 
     def __post_init__(self) -> None:
         if self.mode not in ("unique", "xares"):
@@ -144,6 +149,10 @@ def fingerprint(directory: Path) -> str:
 def _agent_args(attrs: dict) -> list[str]:
     return ["--sampling-rate", str(attrs["sampling_rate"]), "--hop-ms", repr(attrs["hop_size_in_ms"]),
             "--output-dim", str(attrs["output_dim"])]
+
+
+def _agent_mount() -> Mount:
+    return Mount(images.AGENT_DIR, AGENT_TARGET)
 
 
 def _task_mounts(task: TaskRef) -> list[Mount]:
@@ -225,7 +234,21 @@ class Evaluation:
         }, sort_keys=True).encode()).hexdigest()[:20]
         return paths.subdir("prepared") / f"{task.label}-{key}"
 
-    def prepare_all(self, tasks: list[TaskRef], attrs: dict, logs: Path) -> dict[str, Path]:
+    def start_prepare(self, tasks: list[TaskRef], logs: Path, max_wait_s: float) -> WarmStage:
+        """The prepare container for `tasks`, importing while the stages before it run; its jobs
+        (which tasks are not cached at the encoder's rate) come with the go."""
+        work = Path(tempfile.mkdtemp(prefix="prepare-", dir=paths.subdir("prepared")))
+        work.chmod(0o777)
+        mounts = [Mount(self.spec.data.resolve(), "/env"), Mount(work, "/out", read_only=False)]
+        for task in tasks:
+            mounts += _task_mounts(task)
+        stage = WarmStage(self.client, self.profile, stage=Stage.PREPARE, image=self.runtime, agent_mount=_agent_mount(),
+                          then="checker.prepare", warm=("torchaudio", "xares.task"), mounts=mounts,
+                          log_path=logs / "prepare.log", max_wait_s=max_wait_s, scratch=(work,))
+        stage.meta["work"] = work
+        return stage.start(self.profile.stage(Stage.PREPARE).wall_clock_s * len(tasks))
+
+    def prepare_all(self, tasks: list[TaskRef], attrs: dict, logs: Path, warm: WarmStage | None = None) -> dict[str, Path]:
         """Label-free batches per (task data, sample rate), cached: a second submission at the same
         rate prepares nothing. Bad task data is an infrastructure error naming the task and shard."""
         targets = {t.label: self.prepared_dir(t, attrs) for t in tasks}
@@ -234,25 +257,24 @@ class Evaluation:
             if t not in todo:
                 self.progress(f"prepare {t.label}: cached")
         if not todo:
+            if warm is not None:
+                warm.cancel()
             return targets
         self.progress(f"prepare: decoding and resampling {len(todo)} task(s) to {attrs['sampling_rate']} Hz "
                       "(trusted runtime, network off)")
-        with tempfile.TemporaryDirectory(prefix="prepare-", dir=paths.subdir("prepared")) as tmp:
-            work = Path(tmp)
-            work.chmod(0o777)
-            jobs, mounts = [], [Mount(self.spec.data.resolve(), "/env"), Mount(images.AGENT_DIR, AGENT_TARGET),
-                                Mount(work, "/out", read_only=False)]
+        with contextlib.ExitStack() as stack:
+            if warm is None:
+                warm = stack.enter_context(self.start_prepare(todo, logs, max_wait_s=60))
+            work: Path = warm.meta["work"]
+            jobs = []
             for i, task in enumerate(todo):
                 (work / str(i)).mkdir()
                 (work / str(i)).chmod(0o777)
                 jobs.append({"task": task.module, "config_function": task.config_function, "out": f"/out/{i}"})
-                mounts += _task_mounts(task)
-            (work / "jobs.json").write_text(json.dumps(jobs))
-            spec = RunSpec(stage=Stage.PREPARE, image=self.runtime, mounts=tuple(mounts),
-                           command=("python", "-P", "-m", "checker.prepare", "--jobs", "/out/jobs.json",
-                                    "--env", "/env", *_agent_args(attrs)),
-                           wall_clock_s=self.profile.stage(Stage.PREPARE).wall_clock_s * len(todo))
-            result = run_stage(self.client, self.profile, spec, logs / "prepare.log")
+            warm.go(["--jobs", "/ctl/jobs.json", "--env", "/env", *_agent_args(attrs)],
+                    limit_s=self.profile.stage(Stage.PREPARE).wall_clock_s * len(todo), files={"jobs.json": jobs})
+            result = warm.result()
+            self._raise_infra(result)
             for i, task in enumerate(todo):
                 out = work / str(i)
                 if (out / "error.json").is_file():
@@ -407,37 +429,55 @@ class Evaluation:
 
     # -- score -------------------------------------------------------------------------------
 
-    def score_all(self, submission: Submission, tasks: list[TaskRef], attrs: dict, prepared: dict[str, Path],
-                  embeddings: dict[str, Path], logs: Path) -> dict[str, dict | SubmissionError]:
-        """X-ARES's Track A and B per task, in one trusted container; an embeddings problem fails its
-        task (the submission's fault), anything else in X-ARES is an infrastructure error."""
-        if not tasks:
-            return {}
-        self.progress(f"score: X-ARES Track A (x{self.spec.repeats}) and Track B for {len(tasks)} task(s)")
+    def start_score(self, submission: Submission, tasks: list[TaskRef], logs: Path, max_wait_s: float) -> WarmStage:
+        """The score container for `tasks`, importing X-ARES while the stages before it run.
+
+        It sees the prepared cache and the submission's run folder read-only as whole folders (what
+        lands in them later is visible; a per-task mount would pin a folder that encode replaces)
+        and one fresh writable work folder per task."""
         runs = _run_root(submission)
-        jobs, mounts = [], [Mount(images.AGENT_DIR, AGENT_TARGET)]
-        works = []
+        runs.mkdir(parents=True, exist_ok=True)
+        mounts = [Mount(paths.subdir("prepared"), "/prepared"), Mount(runs, "/runs")]
         for i, task in enumerate(tasks):
             work = runs / task.label / "work"
             shutil.rmtree(work, ignore_errors=True)
             work.mkdir(parents=True)
             work.chmod(0o777)
-            works.append(work)
-            mounts += [Mount(prepared[task.label], f"/prepared/{i}"), Mount(embeddings[task.label], f"/embeddings/{i}"),
-                       Mount(work, f"/work/{i}", read_only=False), *_task_mounts(task)]
-            jobs.append({"task": task.module, "config_function": task.config_function, "prepared": f"/prepared/{i}",
-                         "embeddings": f"/embeddings/{i}", "work": f"/work/{i}", "seed": self._seed(submission, task),
-                         "out": f"/work/{i}/score.json"})
-        with tempfile.TemporaryDirectory(prefix="score-", dir=paths.scratch()) as tmp:
-            (Path(tmp) / "jobs.json").write_text(json.dumps(jobs))
-            Path(tmp).chmod(0o755)
-            mounts.append(Mount(Path(tmp), "/jobs"))
-            spec = RunSpec(stage=Stage.SCORE, image=self.runtime, mounts=tuple(mounts),
-                           command=("python", "-P", "-m", "checker.score", "--jobs", "/jobs/jobs.json",
-                                    "--encoder-name", f"Submission{submission.sha256[:16]}", *_agent_args(attrs),
-                                    "--mode", self.spec.mode, "--repeats", str(self.spec.repeats)),
-                           wall_clock_s=self.profile.stage(Stage.SCORE).wall_clock_s * len(tasks))
-            result = run_stage(self.client, self.profile, spec, logs / "score.log")
+            mounts += [Mount(work, f"/work/{i}", read_only=False), *_task_mounts(task)]
+        stage = WarmStage(self.client, self.profile, stage=Stage.SCORE, image=self.runtime, agent_mount=_agent_mount(),
+                          then="checker.score", warm=("xares.task",), mounts=mounts, log_path=logs / "score.log",
+                          max_wait_s=max_wait_s)
+        stage.meta["slots"] = {task.label: i for i, task in enumerate(tasks)}
+        return stage.start(self.profile.stage(Stage.SCORE).wall_clock_s * len(tasks))
+
+    def score_all(self, submission: Submission, tasks: list[TaskRef], attrs: dict, prepared: dict[str, Path],
+                  embeddings: dict[str, Path], logs: Path, warm: WarmStage | None = None
+                  ) -> dict[str, dict | SubmissionError]:
+        """X-ARES's Track A and B per task, in one trusted container; an embeddings problem fails its
+        task (the submission's fault), anything else in X-ARES is an infrastructure error."""
+        if not tasks:
+            if warm is not None:
+                warm.cancel()
+            return {}
+        self.progress(f"score: X-ARES Track A (x{self.spec.repeats}) and Track B for {len(tasks)} task(s)")
+        runs = _run_root(submission)
+        with contextlib.ExitStack() as stack:
+            if warm is None:
+                warm = stack.enter_context(self.start_score(submission, tasks, logs, max_wait_s=60))
+            slots: dict[str, int] = warm.meta["slots"]
+            jobs, works = [], []
+            for task in tasks:
+                i = slots[task.label]
+                works.append(runs / task.label / "work")
+                jobs.append({"task": task.module, "config_function": task.config_function,
+                             "prepared": f"/prepared/{prepared[task.label].relative_to(paths.subdir('prepared'))}",
+                             "embeddings": f"/runs/{embeddings[task.label].relative_to(runs)}",
+                             "work": f"/work/{i}", "seed": self._seed(submission, task), "out": f"/work/{i}/score.json"})
+            # The jobs file goes beside the go file: the harness alone writes there.
+            warm.go(["--jobs", "/ctl/jobs.json", "--encoder-name", f"Submission{submission.sha256[:16]}",
+                     *_agent_args(attrs), "--mode", self.spec.mode, "--repeats", str(self.spec.repeats)],
+                    limit_s=self.profile.stage(Stage.SCORE).wall_clock_s * len(tasks), files={"jobs.json": jobs})
+            result = warm.result()
         self._raise_infra(result)
         scored: dict[str, dict | SubmissionError] = {}
         for task, work in zip(tasks, works):
@@ -522,17 +562,6 @@ def score_submission(client: Any, spec: ScoreSpec, build_options: images.BuildOp
     (out_dir / "tasks").mkdir(parents=True, exist_ok=True)
     logs = out_dir / "logs"
     logs.mkdir(exist_ok=True)
-    t0 = time.monotonic()
-    progress(f"build: submission {submission.sha256[:12]}")
-    built = build_stage.build_submission(client, submission, build_options, log=progress)
-    lap("build", t0)
-    t0 = time.monotonic()
-    progress("fetch: constructing the encoder with network on (downloads are cached)")
-    attrs = evaluation.fetch(submission, built.image, logs)
-    lap("fetch", t0)
-    progress(f"encoder: {attrs['class_name']} at {attrs['sampling_rate']} Hz, hop {attrs['hop_size_in_ms']:g} ms, "
-             f"D={attrs['output_dim']}")
-
     entries: dict[str, dict] = {}
     for task in tasks:
         done = out_dir / "tasks" / f"{task.label}.json"
@@ -543,30 +572,51 @@ def score_submission(client: Any, spec: ScoreSpec, build_options: images.BuildOp
                 progress(f"task {task.label}: already scored (resumed)")
                 entries[task.label] = entry
     pending = [t for t in tasks if t.label not in entries]
-    if pending:
+
+    with contextlib.ExitStack() as stack:
+        warm_prepare = warm_score = None
+        if pending and spec.warm_start:
+            # Started now, they import torch and X-ARES while build, fetch (and encode) run; each
+            # waits at most as long as the stages before it may take.
+            limit = {s: evaluation.profile.stage(s).wall_clock_s for s in Stage}
+            before_prepare = limit[Stage.BUILD] + limit[Stage.FETCH] + 60
+            warm_prepare = stack.enter_context(evaluation.start_prepare(pending, logs, before_prepare))
+            before_score = before_prepare + len(pending) * (limit[Stage.PREPARE] + len(pending) * limit[Stage.ENCODE])
+            warm_score = stack.enter_context(evaluation.start_score(submission, pending, logs, before_score))
         t0 = time.monotonic()
-        prepared = evaluation.prepare_all(pending, attrs, logs)  # InfraError: data problems stop the run
-        lap("prepare", t0)
+        progress(f"build: submission {submission.sha256[:12]}")
+        built = build_stage.build_submission(client, submission, build_options, log=progress)
+        lap("build", t0)
         t0 = time.monotonic()
-        encoded = evaluation.encode_all(submission, built.image, pending, prepared, logs)
-        lap("encode", t0)
-        for task in pending:
-            path, reason = encoded[task.label]
-            if path is None:
-                entries[task.label] = _task_entry(task, TaskOutcome.FAILED, reason)
+        progress("fetch: constructing the encoder with network on (downloads are cached)")
+        attrs = evaluation.fetch(submission, built.image, logs)
+        lap("fetch", t0)
+        progress(f"encoder: {attrs['class_name']} at {attrs['sampling_rate']} Hz, hop {attrs['hop_size_in_ms']:g} ms, "
+                 f"D={attrs['output_dim']}")
+        if pending:
+            t0 = time.monotonic()
+            prepared = evaluation.prepare_all(pending, attrs, logs, warm=warm_prepare)  # InfraError: bad data stops
+            lap("prepare", t0)
+            t0 = time.monotonic()
+            encoded = evaluation.encode_all(submission, built.image, pending, prepared, logs)
+            lap("encode", t0)
+            for task in pending:
+                path, reason = encoded[task.label]
+                if path is None:
+                    entries[task.label] = _task_entry(task, TaskOutcome.FAILED, reason)
+                    _finish(progress, out_dir, task, entries[task.label], submission.encoder.spec)
+            to_score = [t for t in pending if encoded[t.label][0] is not None]
+            t0 = time.monotonic()
+            scored = evaluation.score_all(submission, to_score, attrs, prepared,
+                                          {t.label: encoded[t.label][0] for t in to_score}, logs, warm=warm_score)
+            lap("score", t0)
+            for task in to_score:
+                value = scored[task.label]
+                if isinstance(value, SubmissionError):
+                    entries[task.label] = _task_entry(task, TaskOutcome.FAILED, value.summary)
+                else:
+                    entries[task.label] = _task_entry(task, TaskOutcome.SCORED, "", value)
                 _finish(progress, out_dir, task, entries[task.label], submission.encoder.spec)
-        to_score = [t for t in pending if encoded[t.label][0] is not None]
-        t0 = time.monotonic()
-        scored = evaluation.score_all(submission, to_score, attrs, prepared,
-                                      {t.label: encoded[t.label][0] for t in to_score}, logs)
-        lap("score", t0)
-        for task in to_score:
-            value = scored[task.label]
-            if isinstance(value, SubmissionError):
-                entries[task.label] = _task_entry(task, TaskOutcome.FAILED, value.summary)
-            else:
-                entries[task.label] = _task_entry(task, TaskOutcome.SCORED, "", value)
-            _finish(progress, out_dir, task, entries[task.label], submission.encoder.spec)
 
     ordered = [entries[t.label] for t in tasks]
     timings["total_s"] = round(time.monotonic() - started, 2)

@@ -93,6 +93,7 @@ class RunSpec:
     trusted_build: bool = False
     writable_root: bool = False  # untrusted builds (a submission's pip install) write its layer
     wall_clock_s: float | None = None  # overrides the profile's stage limit (tests scale it down)
+    cpu_shares: int | None = None  # relative CPU weight under contention (warm starts wait at low weight)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "stage", Stage(self.stage))
@@ -219,6 +220,8 @@ def container_config(profile: SandboxProfile, spec: RunSpec, *, name: str, netwo
     )
     if spec.workdir:
         kwargs["working_dir"] = spec.workdir
+    if spec.cpu_shares is not None:
+        kwargs["cpu_shares"] = spec.cpu_shares
     if spec.trusted_build:
         kwargs["user"] = "0:0"
     else:

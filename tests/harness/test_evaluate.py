@@ -18,7 +18,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from harness import engine, evaluate, images, taskgen
+from harness import engine, evaluate, images, taskgen, warmstart
 from harness.errors import InfraError
 from harness.profiles import Stage, load_profile
 from harness.runner import Mount, Outcome, RunSpec, run_stage
@@ -128,6 +128,21 @@ def test_track_a_is_reproducible(env, tmp_path):
     assert first["track_a_detail"]["seeds"] == second["track_a_detail"]["seeds"]
 
 
+def test_warm_start_changes_the_clock_not_the_numbers(client, env, tmp_path):
+    """Prepare and score started early (the default) give exactly the numbers of stages run one
+    after another, and leave no container or control folder behind."""
+    from harness import paths
+
+    warm = _by_task(_score(env, tmp_path / "warm", "tiny_tones", "tiny_crop"))
+    shutil.rmtree(paths.subdir("prepared"))  # the cold run prepares too
+    cold = _by_task(_score(env, tmp_path / "cold", "tiny_tones", "tiny_crop", warm_start=False))
+    for name in ("tiny_tones", "tiny_crop"):
+        for key in ("track_a", "track_b", "counts"):
+            assert warm[name][key] == cold[name][key], (name, key)
+    assert not list(paths.scratch().glob("ctl-*"))
+    assert not list(paths.subdir("prepared").glob("prepare-*"))
+
+
 def test_cropped_task_loses_nothing_by_default_and_what_xares_loses_in_xares_mode(client, env, tmp_path):
     direct = run_xares_directly(client, env, "tiny_crop", tmp_path, runs=1)[0]
     unique = _by_task(_score(env, tmp_path / "u", "tiny_crop"))["tiny_crop"]
@@ -202,6 +217,7 @@ _search()
         return result
 
     monkeypatch.setattr(evaluate, "run_stage", recording)
+    monkeypatch.setattr(warmstart, "run_stage", recording)  # prepare and score start warm
     result = _score(data, tmp_path / "out", "tiny_tones", source=snoop)
     assert _by_task(result)["tiny_tones"]["outcome"] == "scored"
     submission_runs = [(s, r) for s, r in seen if s.image.startswith("aecc/submission")]
