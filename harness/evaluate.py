@@ -43,7 +43,8 @@ from harness import build as build_stage
 from harness.errors import InfraError, SubmissionError, UsageError
 from harness.intake import Submission, intake
 from harness.profiles import SandboxProfile, Stage, load_profile
-from harness.runner import Mount, Outcome, RunResult, RunSpec, directory_size, run_stage
+from harness.runner import (Mount, Outcome, RunResult, RunSpec, directory_size, discard_over_cap, run_stage,
+                            size_cap)
 from harness.safeio import read_json
 from harness.warmstart import WarmStage
 from harness.validate import AGENT_TARGET, SUBMISSION_SRC
@@ -198,15 +199,10 @@ class Evaluation:
             spec = RunSpec(stage=Stage.FETCH, image=image, workdir=SUBMISSION_SRC, mounts=tuple(mounts), env=env,
                            command=("python", "-P", "-m", "checker.describe", "--submission", SUBMISSION_SRC,
                                     "--encoder", submission.encoder.spec, "--out", "/out/describe.json"))
-            cap = self.profile.disk_cap_bytes
-
-            def watch_cache(_container: Any) -> tuple[Outcome, str] | None:
-                if directory_size(cache) > cap:
-                    return Outcome.OUTPUT_LIMIT, f"killed: downloads in the cache passed the disk cap of {cap} B"
-                return None
-
-            result = run_stage(self.client, self.profile, spec, logs / "fetch.log",
-                               output_cap=(out, 1024**2), watch=watch_cache)
+            result = run_stage(self.client, self.profile, spec, logs / "fetch.log", output_cap=(out, 1024**2),
+                               watch=size_cap(cache, self.profile.disk_cap_bytes, "downloads in the cache"))
+            if result.outcome is Outcome.OUTPUT_LIMIT:
+                discard_over_cap(cache, self.profile.disk_cap_bytes)
             self._raise_infra(result)
             if result.outcome is not Outcome.OK or not (out / "describe.json").is_file():
                 raise SubmissionError("the encoder could not be constructed in the fetch stage",
@@ -247,6 +243,11 @@ class Evaluation:
                           log_path=logs / "prepare.log", max_wait_s=max_wait_s, scratch=(work,))
         stage.meta["work"] = work
         return stage.start(self.profile.stage(Stage.PREPARE).wall_clock_s * len(tasks))
+
+    def probably_prepared(self, tasks: list[TaskRef]) -> bool:
+        """Every task has been prepared at some sample rate: most submissions run at 16 kHz."""
+        root = paths.subdir("prepared")
+        return all(any((d / "manifest.json").is_file() for d in root.glob(f"{t.label}-*")) for t in tasks)
 
     def prepare_all(self, tasks: list[TaskRef], attrs: dict, logs: Path, warm: WarmStage | None = None) -> dict[str, Path]:
         """Label-free batches per (task data, sample rate), cached: a second submission at the same
@@ -580,7 +581,10 @@ def score_submission(client: Any, spec: ScoreSpec, build_options: images.BuildOp
             # waits at most as long as the stages before it may take.
             limit = {s: evaluation.profile.stage(s).wall_clock_s for s in Stage}
             before_prepare = limit[Stage.BUILD] + limit[Stage.FETCH] + 60
-            warm_prepare = stack.enter_context(evaluation.start_prepare(pending, logs, before_prepare))
+            if not evaluation.probably_prepared(pending):
+                # Its import would only slow build and fetch when the cache already holds the
+                # tasks (the rate is known only after fetch; a wrong guess costs the cold start).
+                warm_prepare = stack.enter_context(evaluation.start_prepare(pending, logs, before_prepare))
             before_score = before_prepare + len(pending) * (limit[Stage.PREPARE] + len(pending) * limit[Stage.ENCODE])
             warm_score = stack.enter_context(evaluation.start_score(submission, pending, logs, before_score))
         t0 = time.monotonic()

@@ -456,8 +456,7 @@ def run_stage(
         memory.start()
         checks: list[Callable[[Any], tuple[Outcome, str] | None]] = []
         if output_cap is not None:
-            checks.append(lambda _c: (Outcome.OUTPUT_LIMIT, f"killed: output in {output_cap[0].name} passed its cap "
-                                   f"of {output_cap[1]} B") if directory_size(output_cap[0]) > output_cap[1] else None)
+            checks.append(size_cap(output_cap[0], output_cap[1], f"output in {output_cap[0].name}"))
         if watch is not None:
             checks.append(watch)
         if checks:
@@ -571,6 +570,32 @@ def classify(
     if isinstance(exit_code, int) and exit_code > 128:
         detail += f" (signal {exit_code - 128})"
     return Outcome.FAILED, detail
+
+
+def size_cap(directory: Path, cap: int, what: str) -> Callable[[Any], tuple[Outcome, str] | None]:
+    """A `watch` for `run_stage`: `output_limit` once `directory` holds more than `cap` bytes."""
+
+    def check(_container: Any) -> tuple[Outcome, str] | None:
+        if directory_size(directory) > cap:
+            return Outcome.OUTPUT_LIMIT, f"killed: {what} passed its cap of {cap} B"
+        return None
+
+    return check
+
+
+def discard_over_cap(directory: Path, cap: int) -> bool:
+    """Empty `directory` if it holds more than `cap` bytes (what a writer killed at a cap left: junk
+    that would otherwise stay on the host disk). Best effort; True if it was over."""
+    import shutil
+
+    if directory_size(directory) <= cap:
+        return False
+    for child in list(directory.iterdir()):
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
+    return True
 
 
 def directory_size(root: Path) -> int:

@@ -30,7 +30,7 @@ from harness import images, paths
 from harness.errors import HarnessError, SubmissionError
 from harness.intake import Submission, intake
 from harness.profiles import SandboxProfile, Stage, load_profile
-from harness.runner import Mount, Outcome, RunResult, RunSpec, directory_size, run_stage
+from harness.runner import Mount, Outcome, RunResult, RunSpec, discard_over_cap, run_stage, size_cap
 from harness.safeio import UnsafeOutput, read_json
 
 SCHEMAS = Path(__file__).resolve().parent / "schemas"
@@ -111,14 +111,10 @@ def run_contract_agent(client: Any, profile: SandboxProfile, image: str, submiss
     run = RunSpec(stage=stage, image=image, command=command, mounts=tuple(mounts), env=env,
                   gpu_uuid=gpu if stage is not Stage.FETCH else None, workdir=SUBMISSION_SRC)
     # Writable host folders are capped: the report folder tightly, the download cache by the profile.
-    cache_cap = profile.disk_cap_bytes
-
-    def watch_cache(_container: Any) -> tuple[Outcome, str] | None:
-        if stage is Stage.FETCH and directory_size(cache) > cache_cap:
-            return Outcome.OUTPUT_LIMIT, f"killed: downloads in the cache passed the disk cap of {cache_cap} B"
-        return None
-
-    result = run_stage(client, profile, run, log_dir / f"{phase}.log", output_cap=(out, OUT_CAP), watch=watch_cache)
+    watch = size_cap(cache, profile.disk_cap_bytes, "downloads in the cache") if stage is Stage.FETCH else None
+    result = run_stage(client, profile, run, log_dir / f"{phase}.log", output_cap=(out, OUT_CAP), watch=watch)
+    if stage is Stage.FETCH and result.outcome is Outcome.OUTPUT_LIMIT:
+        discard_over_cap(cache, profile.disk_cap_bytes)
     report, problem = None, None
     if not result.outcome.is_infra_failure:
         try:

@@ -133,8 +133,16 @@ def test_warm_start_changes_the_clock_not_the_numbers(client, env, tmp_path):
     after another, and leave no container or control folder behind."""
     from harness import paths
 
+    shutil.rmtree(paths.subdir("prepared"))  # both runs prepare
     warm = _by_task(_score(env, tmp_path / "warm", "tiny_tones", "tiny_crop"))
-    shutil.rmtree(paths.subdir("prepared"))  # the cold run prepares too
+    [warm_log] = (tmp_path / "warm").glob("*/logs/prepare.log")
+    assert "aecc-gate: checker.prepare warm in" in warm_log.read_text()
+    tasks = [evaluate.resolve_task(str(DEMO / f"{t}_task.py")) for t in ("tiny_tones", "tiny_crop")]
+    evaluation = evaluate.Evaluation(client, evaluate.ScoreSpec(source=GOOD, data=env, tasks=("x",), out=tmp_path),
+                                     images.BuildOptions.from_environment(), lambda m: None)
+    assert evaluation.probably_prepared(tasks)  # a later submission will not warm-start prepare
+    shutil.rmtree(paths.subdir("prepared"))
+    assert not evaluation.probably_prepared(tasks)
     cold = _by_task(_score(env, tmp_path / "cold", "tiny_tones", "tiny_crop", warm_start=False))
     for name in ("tiny_tones", "tiny_crop"):
         for key in ("track_a", "track_b", "counts"):

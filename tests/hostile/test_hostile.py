@@ -266,6 +266,12 @@ def test_hostile_encoder_validate(cid, client, zoo, profiles, tmp_path):
                 assert fill[0]["written"] > 64 * 2**20
             scratch = Path(os.environ["AECC_HOME"]) / "tmp"
             assert not list(scratch.glob("validate-*/HOSTILE-fill.bin"))
+        elif cid == "res_disk_fill_cache":
+            # Killed by the cap's poll, mid-write or (on a very fast disk) after; what it left in the
+            # submission's cache is removed either way, so the host keeps none of it.
+            assert "downloads in the cache passed its cap of 536870912 B" in json.dumps(run.report)
+            caches = Path(os.environ["AECC_HOME"]) / "cache"
+            assert not list(caches.glob("*/xdg/HOSTILE-fill.bin"))
         elif cid == "res_fork_bomb":
             [f] = hs.facts(check_log, "fork_bomb")
             assert f["errno"] == 11 and f["forked"] < 128
