@@ -39,10 +39,10 @@ WORKING_CPU_SHARES = 1024  # the engine's default
 class WarmStage:
     """One stage container, run in a thread of the harness from `start()` until its go and end.
 
-    Use as a context manager: leaving it without a go cancels the stage, and leaving it on an
-    exception while the stage works (Ctrl-C, an error elsewhere) kills the container. The
-    container is removed either way (`run_stage`'s own guarantee).
-    """
+    Use as a context manager: leaving it normally without a go cancels the stage (it exits once
+    its imports are done); leaving it on an exception (Ctrl-C, a failed build or fetch, an error
+    elsewhere) kills the container, waiting or working. It is removed either way (`run_stage`'s
+    own guarantee)."""
 
     def __init__(self, client: Any, profile: SandboxProfile, *, stage: Stage, image: str, agent_mount: Mount,
                  then: str, warm: Sequence[str], mounts: Sequence[Mount], log_path: Path, max_wait_s: float,
@@ -156,10 +156,10 @@ class WarmStage:
 
     def close(self, failed: bool = False) -> None:
         if self._thread is not None and self._thread.is_alive():
-            if self._go_at is None:
-                self.cancel()
-            elif failed:
+            if failed:  # killed at the next watch (0.5 s), not left to finish its imports
                 self._abort.set()
+            elif self._go_at is None:
+                self.cancel()
             self._thread.join()
         for path in self._scratch:
             shutil.rmtree(path, ignore_errors=True)

@@ -114,6 +114,18 @@ def test_an_error_while_it_works_kills_and_removes_it(client, runtime, tmp_path)
     assert not client.api.containers(all=True, filters={"label": f"{engine.LABEL_STAGE}=prepare"})
 
 
+def test_an_error_while_it_waits_kills_it_too(client, runtime, tmp_path):
+    """A failed build or fetch must not leave the harness waiting for an import to finish."""
+    with pytest.raises(RuntimeError):
+        with _stage(client, runtime, tmp_path, max_wait_s=300) as stage:
+            stage.start(work_limit_s=30)
+            _own_container(client, Stage.PREPARE)
+            raise RuntimeError("build failed")
+    result = stage.result()
+    assert result.outcome is Outcome.INFRA_ERROR and "harness stopped" in result.detail
+    assert not client.api.containers(all=True, filters={"label": f"{engine.LABEL_STAGE}=prepare"})
+
+
 def test_go_refuses_a_limit_over_what_the_container_was_started_with(client, runtime, tmp_path):
     with _stage(client, runtime, tmp_path) as stage:
         stage.start(work_limit_s=10)
