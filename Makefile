@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 AECC := $(BIN)/aecc
 PYTEST_ARGS ?=
 
-.PHONY: all venv engine tools images demo-data demo validate test test-fast doctor cleanup clean bench
+.PHONY: all venv engine tools images demo-data demo validate test test-fast test-unit doctor cleanup clean bench
 
 SUBMISSION ?= examples/good_encoder
 
@@ -32,7 +32,7 @@ DEMO_ENV ?= $(HOME)/.aecc/demo-env
 DEMO_OUT ?= $(HOME)/.aecc/demo-results
 
 demo-data: venv tools
-	$(BIN)/python -m harness.taskgen $(DEMO_ENV)
+	$(BIN)/python -m harness.tasks.demo $(DEMO_ENV)
 	chmod -R a+rX $(DEMO_ENV)
 
 images: venv engine
@@ -58,6 +58,11 @@ test: images tools
 # Everything but the slow image builds (developers iterating on the runner).
 test-fast: venv engine tools
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+
+# The tests that need no container engine and no browser (logic, parsers, schemas, the journal):
+# about a minute, on any machine with the Python environment and the host tools.
+test-unit: venv tools
+	$(BIN)/pytest -m "not engine and not browser and not slurm" $(PYTEST_ARGS)
 
 cleanup: venv
 	$(AECC) cleanup

@@ -17,6 +17,16 @@ Groups (`--only` takes a comma-separated subset):
                  one at the same sample rate (same AECC_HOME: prepare cached); orchestrator peak RSS
   parallel       K throwaway submissions scored by N concurrent `aecc score` processes, for each N
                  in --parallel, after a warm-up that fills the prepare cache: throughput and speedup
+  batch          K throwaway submissions: one `aecc score` batch, K sequential `aecc score` runs and K
+                 bare X-ARES runs, each from a fresh AECC_HOME (ratios batch/sequential, batch/bare)
+  rss20          peak RSS of one `aecc score` process with 20 queued submissions (one tiny task)
+  large          the larger suite (bench/large_suite.py, about 37 min of audio): bare X-ARES, a first
+                 and a second submission
+  repeats        the score stage with 1 vs --repeats-n Track A repeats on the larger suite, and
+                 Track A's spread over 10 seeds per task on the demo and the larger suite: how many
+                 repeats bring the standard error under 0.005
+  lock           the CREPE example (requirements: torchcrepe and its dependencies): a cold submission
+                 build, then its lock-based rebuild after the image is removed
   sizes          image sizes (base, torch, runtime-deps, runtime, a submission) from the engine
 
 Results: a rich table on stdout and `bench/results/<UTC timestamp>.json` (schema_version first).
@@ -43,7 +53,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -53,7 +63,8 @@ AECC = str(Path(sys.executable).parent / "aecc")
 EXAMPLE = REPO / "examples" / "good_encoder"
 DEMO_TASKS = REPO / "demo_tasks"
 RESULTS = REPO / "bench" / "results"
-GROUPS = ("validate-warm", "validate-cold", "images-noop", "score", "parallel", "sizes")
+GROUPS = ("validate-warm", "validate-cold", "images-noop", "score", "parallel", "batch", "rss20", "large", "repeats",
+          "lock", "asr", "sizes")
 ALIASES = {"validate": ("validate-warm", "validate-cold"), "images": ("images-noop",), "all": GROUPS}
 
 #: (metric, comparison, threshold, what the issue asks)
@@ -62,7 +73,12 @@ TARGETS = (
     ("validate_cold_build_s", "<", 120.0, "validate with a cold submission build under 120 s (no downloads)"),
     ("ratio_first_vs_direct", "<=", 1.25, "first submission at most 1.25x bare X-ARES"),
     ("ratio_second_vs_direct", "<", 1.0, "second submission at the same sample rate below 1.0x bare X-ARES"),
-    ("orchestrator_rss_peak_mib", "<", 300.0, "orchestrator RSS under 300 MB for 20 submissions"),
+    ("batch_rss20_peak_mib", "<", 300.0, "orchestrator RSS under 300 MB with 20 queued submissions"),
+    ("ratio_batch_vs_sequential", "<", 1.0, "a batch of K faster than K sequential `aecc score` runs"),
+    ("ratio_batch_vs_direct", "<=", 0.8, "a batch of K at most 0.8x K bare X-ARES runs"),
+    ("ratio_large_first_vs_direct", "<=", 1.05, "larger suite: first submission at most 1.05x bare X-ARES"),
+    ("ratio_large_second_vs_direct", "<=", 0.8, "larger suite: second submission at most 0.8x bare X-ARES"),
+    ("ratio_crepe_lock_vs_cold", "<=", 1.0, "a lock-based rebuild of the CREPE example not slower than its first build"),
 )
 
 START = time.monotonic()
@@ -250,10 +266,11 @@ def env_with(home: Path) -> dict:
 
 class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
-        from harness import engine, images
+        from harness.layers.build import build_chain
+        from harness.layers.model import runtime_layer
+        from harness.sandbox import engine
 
         self.args = args
-        self.images = images
         self.client = engine.connect()
         self.rec = Recorder()
         self.work = Path(args.work).resolve() if args.work else Path(tempfile.mkdtemp(prefix="aecc-bench-"))
@@ -264,8 +281,9 @@ class Bench:
         self.tasks = sorted(DEMO_TASKS.glob("*_task.py"))
         self.throwaway_shas: set[str] = set()  # sha12 of every throwaway submission this bench made
         self.submission_images: set[str] = set()
-        self.runtime = images.build(self.client, images.runtime_layer(), log=progress)[-1].image
+        self.runtime = build_chain(self.client, runtime_layer(), log=progress)[-1].image
         self.home_counter = 0
+        self._large_env: Path | None = None
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -281,15 +299,18 @@ class Bench:
         shutil.copytree(EXAMPLE, dest, ignore=shutil.ignore_patterns("__pycache__"))
         with open(dest / "encoder.py", "a") as fh:
             fh.write(f"# aecc bench throwaway {label} {uuid.uuid4().hex}\n")
-        from harness.intake import intake
+        from harness.stages.intake import intake
 
         with tempfile.TemporaryDirectory(dir=self.work) as store:
             self.throwaway_shas.add(intake(dest, Path(store)).sha256[:12])
         return dest
 
-    def score_cmd(self, submission: Path, out: Path, *extra: str) -> list[str]:
-        return [AECC, "score", str(submission), "--data", str(self.demo_env), "--tasks",
-                *[str(t) for t in self.tasks], "--out", str(out), *extra]
+    def score_cmd(self, submission: Path | Sequence[Path], out: Path, *extra: str, env_dir: Path | None = None,
+                  tasks: Sequence[Path] | None = None, repeats: int = 1) -> list[str]:
+        """`aecc score` with one Track A run per task unless asked, as bare X-ARES trains once."""
+        subs = [submission] if isinstance(submission, Path) else list(submission)
+        return [AECC, "score", *map(str, subs), "--data", str(env_dir or self.demo_env), "--tasks",
+                *[str(t) for t in (tasks or self.tasks)], "--out", str(out), "--repeats", str(repeats), *extra]
 
     def read_result(self, out: Path) -> dict | None:
         found = sorted(out.glob("*/result.json"))
@@ -363,18 +384,20 @@ class Bench:
 
     # -- score -----------------------------------------------------------------------------------
 
-    def direct_xares(self, repeat: int) -> float | None:
+    def direct_xares(self, repeat: int, env_dir: Path | None = None, tasks: Sequence[Path] | None = None,
+                     label: str = "direct") -> float | None:
         """X-ARES 0.1.3 itself, `--max-jobs 0` (one process), in the runtime image, as uid 10001,
         network off, with the cpu profile's CPU, memory and /dev/shm caps and none of its hardening."""
-        from harness.profiles import load_profile
+        from harness.sandbox.profiles import load_profile
 
         profile = load_profile("cpu")
-        root = self.work / f"direct-{repeat}"
-        shutil.copytree(self.demo_env, root / "env", symlinks=False)
+        tasks = list(tasks or self.tasks)
+        root = self.work / f"{label}-{repeat}-{uuid.uuid4().hex[:6]}"
+        shutil.copytree(env_dir or self.demo_env, root / "env", symlinks=False)
         (root / "enc").mkdir()
         shutil.copy2(EXAMPLE / "encoder.py", root / "enc" / "encoder.py")
         (root / "tasks").mkdir()
-        for task in self.tasks:
+        for task in tasks:
             shutil.copy2(task, root / "tasks" / task.name)
         # Regular packages: xares's wheel installs a top-level `tasks` package in site-packages, and
         # a namespace package in the working directory would lose the import to it.
@@ -387,9 +410,9 @@ class Bench:
                "--memory-swap", str(profile.memory_bytes), "--shm-size", str(profile.shm_bytes),
                "-e", "HOME=/tmp", "-e", "PYTHONUNBUFFERED=1",
                "-v", f"{root}:/bench", "-w", "/bench", self.runtime,
-               "python", "-m", "xares.run", "enc/encoder.py", *[f"tasks/{t.name}" for t in self.tasks],
+               "python", "-m", "xares.run", "enc/encoder.py", *[f"tasks/{t.name}" for t in tasks],
                "--max-jobs", "0"]
-        log = self.work / "logs" / f"direct-{repeat}.log"
+        log = self.work / "logs" / f"{root.name}.log"
         _CONTAINERS.add(name)
         rc, seconds, _ = timed_run(cmd, log)
         _CONTAINERS.discard(name)
@@ -400,22 +423,24 @@ class Bench:
             if m := re.search(pattern, text):
                 scores[key] = m.group(1)
         ok = rc == 0 and "Scoring completed" in text
-        self.rec.record("direct", {"repeat": repeat, "wall_s": seconds, "exit_code": rc, "ok": ok, "scores": scores,
-                                   "command": cmd[cmd.index(self.runtime):]})
+        self.rec.record(label, {"repeat": repeat, "wall_s": seconds, "exit_code": rc, "ok": ok, "scores": scores,
+                                "command": cmd[cmd.index(self.runtime):]})
         if not ok:
             # xares.run logs stage errors and returns 0: the log, not the exit code, says if it scored.
-            self.rec.error("direct", f"X-ARES run directly did not complete (exit {rc})", text[-3000:])
+            self.rec.error(label, f"X-ARES run directly did not complete (exit {rc})", text[-3000:])
             return None
         shutil.rmtree(root, ignore_errors=True)
-        progress(f"X-ARES directly r{repeat}: {seconds:.1f} s {scores}")
+        progress(f"X-ARES directly ({label}) r{repeat}: {seconds:.1f} s {scores}")
         return seconds
 
-    def harness_score(self, label: str, home: Path, sampler: RssSampler, *extra: str
+    def harness_score(self, label: str, home: Path, sampler: RssSampler, *extra: str, env_dir: Path | None = None,
+                      tasks: Sequence[Path] | None = None, repeats: int = 1
                       ) -> tuple[float | None, dict | None, int | None]:
         sub = self.throwaway(label)
         out = self.work / "out" / label
         log = self.work / "logs" / f"{label}.log"
-        rc, seconds, peak = timed_run(self.score_cmd(sub, out, *extra), log, env_with(home), sampler)
+        rc, seconds, peak = timed_run(self.score_cmd(sub, out, *extra, env_dir=env_dir, tasks=tasks, repeats=repeats),
+                                      log, env_with(home), sampler)
         result = self.read_result(out)
         if result is not None:
             self.submission_images.add(result["submission"]["image"])
@@ -441,7 +466,7 @@ class Bench:
                 progress(f"harness second submission r{repeat}: {second and round(second, 1)} s "
                          f"(stages {(second_result or {}).get('timings')}), peak RSS {rss2 and rss2 // 2**20} MiB")
                 # The same again with every stage started only when its inputs are ready: what
-                # the warm start (harness.warmstart) saves, measured beside it.
+                # the warm start (harness.sandbox.warm) saves, measured beside it.
                 cold, cold_result, rss3 = self.harness_score(f"score-second-cold-{repeat}", first_home, sampler,
                                                              "--no-warm-start")
                 progress(f"harness second submission, no warm start, r{repeat}: {cold and round(cold, 1)} s "
@@ -536,15 +561,262 @@ class Bench:
             seconds, _, _ = self.harness_score(label, home, sampler)
         progress(f"parallel warm-up: {seconds and round(seconds, 1)} s")
 
+    # -- batch, rss20 ------------------------------------------------------------------------------
+
+    def batch(self, repeat: int) -> None:
+        """K throwaway submissions three ways, each from a fresh AECC_HOME (so each prepares once):
+        one batch, K sequential `aecc score` runs, K bare X-ARES runs."""
+        k = self.args.batch_k
+        order = ("batch", "sequential", "direct") if repeat % 2 == 0 else ("direct", "sequential", "batch")
+        walls: dict[str, float | None] = {}
+        for which in order:
+            if which == "direct":
+                runs = [self.direct_xares(repeat * 100 + i, label="batch-direct") for i in range(k)]
+                walls["direct"] = None if None in runs else sum(runs)
+                continue
+            home = self.fresh_home(f"batch-{which}-{repeat}")
+            subs = [self.throwaway(f"batch-{which}-{repeat}-{i}") for i in range(k)]
+            if which == "batch":
+                out = self.work / "out" / f"batch-{repeat}"
+                log = self.work / "logs" / f"batch-{repeat}.log"
+                with RssSampler() as sampler:
+                    rc, seconds, peak = timed_run(self.score_cmd(subs, out), log, env_with(home), sampler)
+                results = sorted(out.glob("*/result.json"))
+                ok = rc == 0 and len(results) == k
+                for path in results:
+                    self.submission_images.add(json.loads(path.read_text())["submission"]["image"])
+                if not ok:
+                    self.rec.error("batch", f"the batch exited {rc} with {len(results)} of {k} results", _tail(log))
+                walls["batch"] = seconds if ok else None
+                self.rec.add("batch_rss_peak_mib", peak / 2**20 if peak else None)
+            else:
+                total = 0.0
+                for i, sub in enumerate(subs):
+                    out = self.work / "out" / f"seq-{repeat}-{i}"
+                    rc, seconds, _ = timed_run(self.score_cmd(sub, out), self.work / "logs" / f"seq-{repeat}-{i}.log",
+                                               env_with(home))
+                    result = self.read_result(out)
+                    if rc != 0 or result is None:
+                        self.rec.error("batch", f"sequential run {i} exited {rc}",
+                                       _tail(self.work / "logs" / f"seq-{repeat}-{i}.log"))
+                        total = None
+                        break
+                    self.submission_images.add(result["submission"]["image"])
+                    total += seconds
+                walls["sequential"] = total
+        self.rec.add("batch_s", walls.get("batch"))
+        self.rec.add("batch_sequential_s", walls.get("sequential"))
+        self.rec.add("batch_direct_s", walls.get("direct"))
+        if walls.get("batch") and walls.get("sequential"):
+            self.rec.add("ratio_batch_vs_sequential", walls["batch"] / walls["sequential"])
+        if walls.get("batch") and walls.get("direct"):
+            self.rec.add("ratio_batch_vs_direct", walls["batch"] / walls["direct"])
+        self.rec.record("batch", {"repeat": repeat, "k": k, "order": order, **{f"{w}_s": v for w, v in walls.items()}})
+        progress(f"batch of {k} r{repeat}: batch {walls.get('batch')} s, sequential {walls.get('sequential')} s, "
+                 f"bare X-ARES x{k} {walls.get('direct')} s")
+
+    def rss20(self) -> None:
+        """One `aecc score` with 20 submissions queued (one tiny task each): the orchestrator's RSS."""
+        home = self.fresh_home("rss20")
+        subs = [self.throwaway(f"rss20-{i}") for i in range(20)]
+        out = self.work / "out" / "rss20"
+        log = self.work / "logs" / "rss20.log"
+        tones = [t for t in self.tasks if t.name == "tiny_tones_task.py"]
+        with RssSampler() as sampler:
+            rc, seconds, peak = timed_run(self.score_cmd(subs, out, tasks=tones), log, env_with(home), sampler)
+        results = sorted(out.glob("*/result.json"))
+        for path in results:
+            self.submission_images.add(json.loads(path.read_text())["submission"]["image"])
+        if rc != 0 or len(results) != 20:
+            self.rec.error("rss20", f"exited {rc} with {len(results)} of 20 results", _tail(log))
+            return
+        self.rec.add("batch_rss20_peak_mib", peak / 2**20 if peak else None)
+        self.rec.add("batch_rss20_s", seconds)
+        self.rec.record("rss20", {"wall_s": seconds, "rss_peak_mib": peak and round(peak / 2**20, 1)})
+        progress(f"20 queued submissions: {seconds:.0f} s, orchestrator peak RSS {peak and peak // 2**20} MiB")
+
+    # -- the larger suite ---------------------------------------------------------------------------
+
+    def large_env(self) -> Path:
+        if self._large_env is None:
+            import large_suite  # bench/large_suite.py, beside this file
+
+            env = self.work / "large-env"
+            large_suite.generate(env)
+            subprocess.run(["chmod", "-R", "a+rX", str(env)], check=True)
+            self._large_env = env
+        return self._large_env
+
+    def large(self, repeat: int) -> None:
+        import large_suite
+
+        env, tasks = self.large_env(), [large_suite.TASK_FILE]
+        home = self.fresh_home(f"large-{repeat}")
+        order = ("direct", "harness") if repeat % 2 else ("harness", "direct")
+        direct = first = second = None
+        with RssSampler() as sampler:
+            for which in order:
+                if which == "direct":
+                    direct = self.direct_xares(repeat, env_dir=env, tasks=tasks, label="large-direct")
+                    continue
+                first, first_result, _ = self.harness_score(f"large-first-{repeat}", home, sampler, env_dir=env,
+                                                            tasks=tasks)
+                second, second_result, _ = self.harness_score(f"large-second-{repeat}", home, sampler, env_dir=env,
+                                                              tasks=tasks)
+                for name, result in (("first", first_result), ("second", second_result)):
+                    for stage, value in ((result or {}).get("timings") or {}).items():
+                        metric = f"large_{name}_stage_{stage}"
+                        self.rec.define(metric, "s", f"larger suite, {name} submission: the harness's {stage} timing")
+                        self.rec.add(metric, value)
+        self.rec.add("large_direct_s", direct)
+        self.rec.add("large_first_s", first)
+        self.rec.add("large_second_s", second)
+        if first and direct:
+            self.rec.add("ratio_large_first_vs_direct", first / direct)
+        if second and direct:
+            self.rec.add("ratio_large_second_vs_direct", second / direct)
+        self.rec.record("large", {"repeat": repeat, "direct_s": direct, "first_s": first, "second_s": second})
+        progress(f"larger suite r{repeat}: bare {direct} s, first {first} s, second {second} s")
+
+    # -- Track A repeats ------------------------------------------------------------------------------
+
+    def repeats(self) -> None:
+        """What repeats cost and what they buy: the score stage with 1 vs N repeats on the larger suite;
+        Track A's spread over 10 seeds per task (demo and larger suite) and the repeats that bring the
+        standard error of the mean under 0.005 (n >= (std / 0.005)^2)."""
+        import math
+
+        import large_suite
+
+        n = self.args.repeats_n
+        home = self.fresh_home("repeats")
+        env, tasks = self.large_env(), [large_suite.TASK_FILE]
+        stage: dict[int, float | None] = {}
+        with RssSampler() as sampler:
+            for count in (1, n):
+                _, result, _ = self.harness_score(f"repeats-{count}", home, sampler, env_dir=env, tasks=tasks,
+                                                  repeats=count)
+                stage[count] = ((result or {}).get("timings") or {}).get("score_s")
+        self.rec.add("repeats_score_stage_1_s", stage.get(1))
+        self.rec.add(f"repeats_score_stage_{n}_s", stage.get(n))
+        if stage.get(1) and stage.get(n):
+            self.rec.add("ratio_repeats_n_vs_1", stage[n] / stage[1])
+        spread = {}
+        with RssSampler() as sampler:
+            for suite, suite_env, suite_tasks in (("demo", self.demo_env, self.tasks), ("large", env, tasks)):
+                _, result, _ = self.harness_score(f"spread-{suite}", home, sampler, env_dir=suite_env,
+                                                  tasks=suite_tasks, repeats=10)
+                for task in (result or {}).get("tasks", []):
+                    values = (task.get("track_a_detail") or {}).get("values") or []
+                    if len(values) < 2:
+                        continue
+                    std = statistics.stdev(values)  # the sample std: what the SE of a mean uses
+                    spread[task["task"]] = {"suite": suite, "values": values, "mean": statistics.fmean(values),
+                                            "std": std, "repeats_for_se_0005": max(1, math.ceil((std / 0.005) ** 2))}
+        self.rec.record("repeats", {"score_stage_s": stage, "spread": spread})
+        for name, row in spread.items():
+            self.rec.define(f"track_a_std_{name}", "", f"Track A sample std over 10 seeds ({row['suite']} suite)")
+            self.rec.add(f"track_a_std_{name}", row["std"])
+            self.rec.define(f"track_a_repeats_for_se_0005_{name}", "repeats",
+                            "repeats that bring the standard error of the mean under 0.005")
+            self.rec.add(f"track_a_repeats_for_se_0005_{name}", row["repeats_for_se_0005"])
+        progress(f"repeats: score stage 1 vs {n}: {stage}; spread: "
+                 + ", ".join(f"{k} std {v['std']:.4f} (n>={v['repeats_for_se_0005']})" for k, v in spread.items()))
+
+    # -- locks ----------------------------------------------------------------------------------------
+
+    def lock(self, repeat: int) -> None:
+        """The CREPE example: its first build resolves and downloads its requirements; with the image
+        removed, the rebuild installs its lock (hash-checked, no resolution). Both download every
+        wheel again (~130 MB from PyPI), so the network's moods weigh on both: one pair per repeat."""
+        home = self.fresh_home(f"lock-{repeat}")
+        dest = self.work / "submissions" / f"crepe-{uuid.uuid4().hex[:8]}"
+        shutil.copytree(REPO / "examples" / "crepe_encoder", dest, ignore=shutil.ignore_patterns("__pycache__"))
+        with open(dest / "crepe_encoder.py", "a") as fh:
+            fh.write(f"# aecc bench lock {uuid.uuid4().hex}\n")
+        builds = {}
+        for which in ("cold", "lock"):
+            seconds, report = self.validate_once(dest, f"lock-{which}-{repeat}", home)
+            build = ((report or {}).get("timings") or {}).get("build_s")
+            builds[which] = build
+            image = ((report or {}).get("submission") or {}).get("image")
+            source = (((report or {}).get("submission") or {}).get("lock") or {}).get("source")
+            progress(f"CREPE build ({which}) r{repeat}: build stage {build} s, lock {source}")
+            if which == "cold" and image:
+                subprocess.run(["docker", "rmi", "-f", image], capture_output=True)
+        self.rec.add("crepe_build_cold_s", builds.get("cold"))
+        self.rec.add("crepe_build_lock_s", builds.get("lock"))
+        if builds.get("cold") and builds.get("lock"):
+            self.rec.add("ratio_crepe_lock_vs_cold", builds["lock"] / builds["cold"])
+        self.rec.record("lock", {"repeat": repeat, **builds})
+
+    # -- ASR: the task that trains with a language model ------------------------------------------
+
+    def asr(self) -> None:
+        """LibriSpeech ASR (X-ARES's Track A trains an adapter into a causal LM) on the small generated
+        set, with the test suite's stand-in models (tests/harness/tasks/standins.py: a 38k-parameter
+        Qwen2 LM and tokenizers, built offline in the runtime image): Track A's time per repeat (the
+        agent's own clock) and the score container's peak memory (the harness's cgroup sample)."""
+        import random
+
+        from harness.tasks import demo, models
+
+        env = self.work / "asr-env"
+        demo.generate(env, ["librispeech"], seed=0)
+        store, ctl = self.work / "asr-models", self.work / "asr-ctl"
+        for folder in (store, ctl):
+            folder.mkdir(parents=True, exist_ok=True)
+        rng = random.Random(0)
+        (ctl / "sentences.json").write_text(json.dumps([demo.asr_sentence(rng) for _ in range(200)]))
+        shutil.copy2(REPO / "tests" / "harness" / "tasks" / "standins.py", ctl / "standins.py")
+        subprocess.run(["chmod", "-R", "a+rwX", str(env), str(store), str(ctl)], check=True)
+        name = f"aecc-bench-standins-{uuid.uuid4().hex[:12]}"
+        cmd = ["docker", "run", "--rm", "--name", name, "--network", "none", "--user", "10001:10001",
+               "-e", "HOME=/tmp", "-v", f"{ctl}:/ctl:ro", "-v", f"{store}:/models", self.runtime,
+               "python", "/ctl/standins.py", "--out", "/models", "--sentences", "/ctl/sentences.json"]
+        _CONTAINERS.add(name)
+        rc, seconds, _ = timed_run(cmd, self.work / "logs" / "asr-standins.log")
+        _CONTAINERS.discard(name)
+        if rc != 0:
+            self.rec.error("asr", f"building the stand-in models exited {rc}", _tail(self.work / "logs" / "asr-standins.log"))
+            return
+        models.write_manifest(store, ["qwen2", "bert-base-uncased:tokenizer"], origin="local")
+        progress(f"asr: stand-in models built in {seconds:.0f} s")
+        home = self.fresh_home("asr")
+        n = 3
+        with RssSampler() as sampler:
+            wall, result, _ = self.harness_score("asr", home, sampler, "--models", str(store), env_dir=env,
+                                                 tasks=["librispeech"], repeats=n)
+        if result is None or wall is None:
+            return
+        [task] = [t for t in result["tasks"] if t["task"] == "librispeech"]
+        track_a_s = (task.get("timings") or {}).get("track_a_s")
+        peak = ((result.get("resources") or {}).get("score") or {}).get("peak_host_memory_bytes")
+        self.rec.add("asr_track_a_s", track_a_s)
+        self.rec.add("asr_track_a_per_repeat_s", track_a_s / n if track_a_s else None)
+        self.rec.add("asr_score_peak_mib", peak / 2**20 if peak else None)
+        self.rec.add("asr_score_stage_s", (result.get("timings") or {}).get("score_s"))
+        self.rec.record("asr", {"repeats": n, "track_a_values": (task.get("track_a_detail") or {}).get("values"),
+                                "track_a_s": track_a_s, "score_peak_bytes": peak, "wall_s": wall})
+        progress(f"asr: Track A x{n} in {track_a_s} s, score container peak {peak and peak // 2**20} MiB, "
+                 f"WER_inv {(task.get('track_a_detail') or {}).get('values')}")
+
     # -- sizes, machine, versions ----------------------------------------------------------------
 
     def sizes(self) -> None:
-        images = self.images
-        refs = {"base": images.base_layer(), "torch": images.torch_layer(),
-                "runtime_deps": images.runtime_deps_layer(), "runtime": images.runtime_layer()}
+        from harness.layers.build import current_ref
+        from harness.layers.model import (
+            base_layer,
+            runtime_deps_layer,
+            runtime_layer,
+            torch_layer,
+        )
+
+        refs = {"base": base_layer(), "torch": torch_layer(),
+                "runtime_deps": runtime_deps_layer(), "runtime": runtime_layer()}
         sizes = {}
         for name, layer in refs.items():
-            ref = images.current_ref(self.client, layer)
+            ref = current_ref(self.client, layer)
             try:
                 sizes[name] = (ref, int(self.client.images.get(ref).attrs["Size"]))
             except Exception as exc:  # noqa: BLE001 - a missing layer is recorded, not fatal
@@ -596,13 +868,14 @@ class Bench:
 
     def versions(self) -> dict:
         from harness import __version__
+        from harness.layers.model import harness_commit
 
         labels = self.client.images.get(self.runtime).labels or {}
         freeze = dict(line.split("==", 1) for line in labels.get("org.aecc.pip-freeze", "").splitlines()
                       if "==" in line)
         return {
             "harness": __version__,
-            "harness_commit": self.images.harness_commit(),
+            "harness_commit": harness_commit(),
             "runtime_image": self.runtime,
             "runtime_image_harness_commit": labels.get("org.aecc.harness-commit"),
             "torch": freeze.get("torch"),
@@ -616,7 +889,7 @@ class Bench:
         """Only aecc/submission tags that start with the sha12 of a throwaway this bench made."""
         import docker.errors
 
-        from harness.build import SUBMISSION_REPO
+        from harness.stages.build import SUBMISSION_REPO
 
         removed = []
         for image in self.client.images.list(name=SUBMISSION_REPO):
@@ -717,9 +990,11 @@ def render(doc: dict) -> None:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    parser.add_argument("--demo-env", required=True, help="the demo suite's data (`python -m harness.taskgen DIR`)")
+    parser.add_argument("--demo-env", required=True, help="the demo suite's data (`python -m harness.tasks.demo DIR`)")
     parser.add_argument("--repeats", type=int, default=3, help="repeats of every measurement (default 3)")
     parser.add_argument("--k", type=int, default=4, help="submissions per parallel measurement (default 4)")
+    parser.add_argument("--batch-k", type=int, default=6, help="submissions per batch measurement (default 6)")
+    parser.add_argument("--repeats-n", type=int, default=5, help="Track A repeats to price against 1 (default 5)")
     parser.add_argument("--parallel", default="1,2", help="concurrent `aecc score` processes to try (default 1,2)")
     parser.add_argument("--quick", action="store_true", help="a fast check: --repeats 1, --k 2")
     parser.add_argument("--only", help=f"comma-separated groups: {', '.join(GROUPS)} (aliases: validate, images)")
@@ -754,7 +1029,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if not (Path(args.demo_env) / "tiny_tones").is_dir():
-        print(f"error: {args.demo_env} holds no demo suite; run `python -m harness.taskgen {args.demo_env}` "
+        print(f"error: {args.demo_env} holds no demo suite; run `python -m harness.tasks.demo {args.demo_env}` "
               "(or `make demo-data`)", file=sys.stderr)
         return 2
     created = dt.datetime.now(dt.timezone.utc)
@@ -778,7 +1053,43 @@ def main(argv: Sequence[str] | None = None) -> int:
                "each stage's container started only when its inputs are ready")
     rec.define("ratio_warm_vs_cold_second", "x", "second submission with warm start / without, paired per repeat")
     rec.define("orchestrator_rss_peak_mib", "MiB", "peak RSS of one `aecc score` process tree (docker excluded)")
+    rec.define("batch_s", "s", f"one `aecc score` batch of {args.batch_k} throwaway submissions (fresh AECC_HOME)")
+    rec.define("batch_sequential_s", "s", f"{args.batch_k} sequential `aecc score` runs (fresh AECC_HOME)")
+    rec.define("batch_direct_s", "s", f"{args.batch_k} bare X-ARES runs")
+    rec.define("ratio_batch_vs_sequential", "x", "the batch / the sequential runs, paired per repeat")
+    rec.define("ratio_batch_vs_direct", "x", "the batch / the bare X-ARES runs, paired per repeat")
+    rec.define("batch_rss_peak_mib", "MiB", "peak RSS of the batch's `aecc score` process tree")
+    rec.define("batch_rss20_peak_mib", "MiB", "peak RSS of one `aecc score` with 20 queued submissions")
+    rec.define("batch_rss20_s", "s", "20 submissions (tiny_tones only) in one `aecc score`")
+    rec.define("large_direct_s", "s", "X-ARES directly on the larger suite (about 37 min of audio)")
+    rec.define("large_first_s", "s", "`aecc score` on the larger suite, first submission (prepare runs)")
+    rec.define("large_second_s", "s", "`aecc score` on the larger suite, second submission (prepare cached)")
+    rec.define("ratio_large_first_vs_direct", "x", "larger suite: first submission / X-ARES directly")
+    rec.define("ratio_large_second_vs_direct", "x", "larger suite: second submission / X-ARES directly")
+    rec.define("repeats_score_stage_1_s", "s", "larger suite: the score stage with one Track A run")
+    rec.define(f"repeats_score_stage_{args.repeats_n}_s", "s", f"larger suite: the score stage with {args.repeats_n}")
+    rec.define("ratio_repeats_n_vs_1", "x", f"score stage with {args.repeats_n} Track A repeats / with 1")
+    rec.define("crepe_build_cold_s", "s", "CREPE example: the build stage of its first build (resolves, downloads)")
+    rec.define("crepe_build_lock_s", "s", "CREPE example: the build stage of a rebuild from its lock")
+    rec.define("ratio_crepe_lock_vs_cold", "x", "lock-based rebuild / first build")
+    rec.define("asr_track_a_s", "s", "LibriSpeech ASR on the small generated set, stand-in LM: Track A, 3 repeats "
+               "(the score agent's clock)")
+    rec.define("asr_track_a_per_repeat_s", "s", "the same, per repeat")
+    rec.define("asr_score_peak_mib", "MiB", "the score container's peak memory (cgroup) while scoring ASR")
+    rec.define("asr_score_stage_s", "s", "the score stage of the ASR run (container start, X-ARES import, both tracks)")
     failed = False
+
+    def guarded(group: str, fn: Callable[..., None], *fn_args: Any) -> None:
+        # A group that breaks is an error in the JSON, never the end of the bench: the other
+        # groups' numbers (maybe an hour of them) are written all the same.
+        try:
+            fn(*fn_args)
+        except Exception as exc:  # noqa: BLE001 (recorded with its traceback)
+            import traceback
+
+            rec.error(group, f"{type(exc).__name__}: {exc}", traceback.format_exc()[-4000:])
+            progress(f"{group}: failed: {type(exc).__name__}: {exc} (recorded; the bench goes on)")
+
     try:
         with _interruptible():
             validate_home = bench.fresh_home("validate")
@@ -792,17 +1103,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             for r in range(args.repeats):
                 progress(f"--- repeat {r + 1}/{args.repeats}")
                 if "validate-warm" in args.groups:
-                    bench.validate_warm(r, validate_home)
+                    guarded("validate-warm", bench.validate_warm, r, validate_home)
                 if "validate-cold" in args.groups:
-                    bench.validate_cold(r, validate_home)
+                    guarded("validate-cold", bench.validate_cold, r, validate_home)
                 if "images-noop" in args.groups:
-                    bench.images_noop(r, validate_home)
+                    guarded("images-noop", bench.images_noop, r, validate_home)
                 if "score" in args.groups:
-                    bench.score(r)
+                    guarded("score", bench.score, r)
                 if "parallel" in args.groups:
-                    bench.parallel(r, parallel_home)
+                    guarded("parallel", bench.parallel, r, parallel_home)
+                if "batch" in args.groups:
+                    guarded("batch", bench.batch, r)
+                if "large" in args.groups:
+                    guarded("large", bench.large, r)
+            if "rss20" in args.groups:
+                guarded("rss20", bench.rss20)
+            if "repeats" in args.groups:
+                guarded("repeats", bench.repeats)
+            if "lock" in args.groups:
+                for r in range(args.repeats):
+                    guarded("lock", bench.lock, r)
+            if "asr" in args.groups:
+                guarded("asr", bench.asr)
             if "sizes" in args.groups:
-                bench.sizes()
+                guarded("sizes", bench.sizes)
     except KeyboardInterrupt:
         failed = True
         rec.notes.append("interrupted: partial results")

@@ -11,6 +11,7 @@ import math
 import os
 import random
 import resource
+import sys
 import time
 import traceback
 from typing import Any, Callable
@@ -46,7 +47,8 @@ CHECK_IDS: tuple[str, ...] = (
     "throughput",
     "t4_pitfalls",
 )
-FETCH_CHECK_IDS: tuple[str, ...] = ("import", "class_found", "class_name", "constructible")
+FETCH_CHECK_IDS: tuple[str, ...] = ("import", "class_found", "class_name", "constructible", "nn_module",
+                                     "attr_sampling_rate", "attr_output_dim", "attr_hop_size")
 
 #: a check runs only when each of these passed (a warning counts as passed)
 DEPENDS: dict[str, tuple[str, ...]] = {
@@ -103,6 +105,7 @@ class SubmissionError(Exception):
         self.where = where
         self.exc = exc
         lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
+        self.full_traceback = "".join(lines)
         self.tail = clip_text("".join(lines[-TRACEBACK_LINES:]))
         super().__init__(f"{where}: {type(exc).__name__}: {exc}")
 
@@ -272,9 +275,12 @@ class CheckerBase:
         return bool(missing)
 
     def fail_submission(self, check_id: str, err: SubmissionError, message: str, **kw: Any) -> None:
+        """Record the submission's exception: its type and message in the report (the message says
+        what raised, `found` says `Type: message`), its whole traceback in the stage log."""
         details = dict(kw.pop("details", {}))
         details.update(err.details())
-        self.add(check_id, F, message, found=kw.pop("found", err.summary), details=details, **kw)
+        print(f"aecc-checker: {check_id}: {message}: {err.summary}\n{err.full_traceback}", file=sys.stderr, flush=True)
+        self.add(check_id, F, f"{message}: {err.summary}", found=kw.pop("found", err.summary), details=details, **kw)
 
     def _block_rest(self, ids: tuple[str, ...]) -> None:
         for check_id in ids:

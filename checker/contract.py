@@ -60,7 +60,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import math
 import numbers
 import os
 import platform
@@ -90,6 +89,7 @@ from checker.common import (
     setup,
 )
 from checker.forward_checks import ForwardChecks
+from checker.jobs import ATTRIBUTE_RANGES
 from checker.report import CheckReport, CheckResult, Phase, clip_text
 
 __all__ = ["CHECK_IDS", "DEPENDS", "Checker", "main"]
@@ -108,10 +108,12 @@ class Checker(ForwardChecks):
         self.check_import()
         self.check_class()
         self.check_constructible()
-        if self.o.phase is Phase.FETCH:
-            return self.finish()
         self.check_nn_module()
         self.check_attributes()
+        if self.o.phase is Phase.FETCH:
+            # Fetch constructs the encoder once, with network, so that its downloads are cached;
+            # the attributes read here are what the trusted stages need (prepare's sample rate).
+            return self.finish()
         self.check_cuda(torch)
         self.check_forward_basic(torch)
         self.check_outputs(torch)
@@ -261,6 +263,7 @@ class Checker(ForwardChecks):
                                  fix="give every constructor argument a default and bundle or download the weights")
             return
         self.report.timings["construct_s"] = round(time.monotonic() - started, 3)
+        self.report.attributes["class_name"] = type(self.encoder).__name__
         self.add("constructible", P, f"{self.cls.__name__}() constructed")
 
     def check_nn_module(self) -> None:
@@ -294,14 +297,15 @@ class Checker(ForwardChecks):
                 return self._block_rest(("attr_sampling_rate", "attr_output_dim", "attr_hop_size"))
         ok, sr = self._attr("attr_sampling_rate", "sampling_rate")
         if ok:
-            expected = "an int number of Hz within 8000..48000, e.g. 16000"
+            allowed = ATTRIBUTE_RANGES["sampling_rate"]
+            expected = f"an int number of Hz within {allowed.describe()}, e.g. 16000"
             if isinstance(sr, bool) or not isinstance(sr, numbers.Real):
                 self.add("attr_sampling_rate", F, "sampling_rate is not a number", expected=expected, found=_kind(sr),
                          fix="set self.sampling_rate = 16000 (or the rate the model was trained at)")
             elif not isinstance(sr, numbers.Integral) and not float(sr).is_integer():
                 self.add("attr_sampling_rate", F, "sampling_rate is not a whole number of Hz", expected=expected,
                          found=_kind(sr), fix="set sampling_rate to an int")
-            elif not 8000 <= sr <= 48000:
+            elif sr not in allowed:
                 self.add("attr_sampling_rate", F, "sampling_rate is outside the plausible range", expected=expected,
                          found=_kind(sr), fix="sampling_rate is in Hz (16000), not kHz (16)")
             else:
@@ -312,24 +316,29 @@ class Checker(ForwardChecks):
                 if self.sr not in COMMON_RATES:
                     notes.append(f"{self.sr} Hz is not a common rate ({', '.join(map(str, COMMON_RATES))})")
                 status = W if notes else P
+                self.report.attributes["sampling_rate"] = self.sr
                 self.add("attr_sampling_rate", status, "; ".join(notes) or f"sampling_rate = {self.sr} Hz",
                          expected=expected if notes else None, found=_kind(sr) if notes else None,
                          details={"sampling_rate": self.sr})
         ok, dim = self._attr("attr_output_dim", "output_dim")
         if ok:
-            if isinstance(dim, numbers.Integral) and not isinstance(dim, bool) and dim > 0:
+            allowed = ATTRIBUTE_RANGES["output_dim"]
+            if isinstance(dim, numbers.Integral) and not isinstance(dim, bool) and dim in allowed:
                 self.add("attr_output_dim", P, f"output_dim = {int(dim)}", details={"output_dim": int(dim)})
+                self.report.attributes["output_dim"] = int(dim)
             else:
                 self.add("attr_output_dim", F, "output_dim must be a positive int (the size D of each frame embedding)",
-                         expected="a positive int, e.g. 768", found=_kind(dim), fix="set self.output_dim to D")
+                         expected=f"an int within {allowed.describe()}, e.g. 768", found=_kind(dim),
+                         fix="set self.output_dim to D")
         ok, hop = self._attr("attr_hop_size", "hop_size_in_ms")
         if ok:
-            if (isinstance(hop, numbers.Real) and not isinstance(hop, bool) and math.isfinite(float(hop))
-                    and 1 <= float(hop) <= 1000):
+            allowed = ATTRIBUTE_RANGES["hop_size_in_ms"]
+            if hop in allowed:
                 self.add("attr_hop_size", P, f"hop_size_in_ms = {float(hop):g}", details={"hop_size_in_ms": float(hop)})
+                self.report.attributes["hop_size_in_ms"] = float(hop)
             else:
                 self.add("attr_hop_size", F, "hop_size_in_ms must be the time between output frames in milliseconds",
-                         expected="a number within 1..1000 ms, e.g. 20 or 40", found=_kind(hop),
+                         expected=f"a number within {allowed.describe()}, e.g. 20 or 40", found=_kind(hop),
                          fix="set self.hop_size_in_ms to the frame hop in ms (seconds * 1000)")
 
     def check_t4_pitfalls(self) -> None:

@@ -30,6 +30,7 @@ import traceback
 from pathlib import Path
 
 from checker.batchio import DTYPES, read_tensor, write_tensor
+from checker.jobs import ENCODE_DONE, EncodeJob, read_jobs
 
 MAX_AUDIO_BATCH = 8 * 1024**3
 
@@ -89,14 +90,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     args = parser.parse_args(argv)
-    jobs = json.loads(Path(args.jobs).read_text())
+    jobs = read_jobs(args.jobs, EncodeJob)
 
     import torch
 
     try:
         encoder = load_encoder(args.submission, args.encoder)
     except BaseException:
-        print("aecc-encode: the encoder could not be constructed:\n" + traceback.format_exc()[-3000:], file=sys.stderr)
+        # The whole traceback goes to the stage log; its last line (type and message) is what the
+        # host quotes as the task's reason.
+        print("aecc-encode: the encoder could not be constructed:\n" + traceback.format_exc(), file=sys.stderr)
         return 1
     torch.set_num_threads(args.threads)
     if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()):
@@ -105,13 +108,13 @@ def main(argv: list[str] | None = None) -> int:
         device = torch.device("cpu")
     encoder = encoder.to(device)
     for job in jobs:
-        out_root = Path(job["out"])
+        out_root = Path(job.out)
         try:
-            total = encode_task(encoder, device, Path(job["audio"]), out_root, args.seed)
+            total = encode_task(encoder, device, Path(job.audio), out_root, args.seed)
         except EncodeError as exc:
             print(f"aecc-encode: {exc}", file=sys.stderr, flush=True)
             return 1
-        (out_root / ".agent-done").write_text(str(total))
+        (out_root / ENCODE_DONE).write_text(str(total))
         print(f"aecc-encode: {total} samples encoded for {out_root.name}", flush=True)
     return 0
 

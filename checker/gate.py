@@ -17,21 +17,22 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import sys
 import time
 from pathlib import Path
+
+from checker.jobs import Cancel, read_gate_message
 
 GO_POLL_S = 0.05
 EXIT_NO_GO = 3
 
 
-def wait_for_go(path: Path, max_wait_s: float, poll_s: float = GO_POLL_S) -> dict | None:
-    """The go file's content once it exists, or None after `max_wait_s`."""
+def wait_for_go(path: Path, max_wait_s: float, poll_s: float = GO_POLL_S):
+    """The go file's message (`Go` or `Cancel`) once it exists, or None after `max_wait_s`."""
     deadline = time.monotonic() + max_wait_s
     while True:
         try:
-            return json.loads(path.read_text())
+            return read_gate_message(path.read_text())
         except FileNotFoundError:
             pass
         # The harness renames the file into place, so a partial write is never seen; anything
@@ -60,10 +61,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"aecc-gate: no go file at {args.go} within {args.max_wait:g} s; the harness that started this "
               "container is gone or stuck", file=sys.stderr, flush=True)
         return EXIT_NO_GO
-    if go.get("cancel"):
+    if isinstance(go, Cancel):
         print("aecc-gate: cancelled by the harness", flush=True)
         return 0
-    return stage.main(list(go["argv"]))
+    return stage.main(list(go.argv))
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ import warnings
 from pathlib import Path
 
 from checker.batchio import write_tensor
+from checker.jobs import PrepareFailure, PrepareJob, read_jobs, write_atomic
 from checker.taskload import load_config, stand_in_encoder
 
 AUDIO_EXTENSIONS = ("flac", "mp3", "sox", "wav", "m4a", "ogg", "wma")  # X-ARES's rename key list
@@ -159,7 +160,7 @@ def prepare(args: argparse.Namespace) -> dict:
         )
     (out / "audio" / "order.json").write_text(json.dumps(order))
     manifest["complete"] = True
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    write_atomic(out / "manifest.json", json.dumps(manifest, indent=1))
     return manifest
 
 
@@ -171,14 +172,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hop-ms", type=float, required=True)
     parser.add_argument("--output-dim", type=int, required=True)
     args = parser.parse_args(argv)
-    for job in json.loads(Path(args.jobs).read_text()):
-        one = argparse.Namespace(**vars(args), task=job["task"], config_function=job.get("config_function"),
-                                 out=job["out"])
+    for job in read_jobs(args.jobs, PrepareJob):
+        one = argparse.Namespace(**vars(args), task=job.task, config_function=job.config_function, out=job.out)
         try:
             manifest = prepare(one)
         except DataError as exc:
-            print(f"aecc-prepare: {job['task']}: data error: {exc}", file=sys.stderr, flush=True)
-            Path(one.out, "error.json").write_text(json.dumps({"error": str(exc)}))
+            print(f"aecc-prepare: {job.task}: data error: {exc}", file=sys.stderr, flush=True)
+            write_atomic(Path(one.out, "error.json"), PrepareFailure(str(exc)).to_json())
             continue
         total = sum(s["samples"] for s in manifest["splits"])
         print(f"aecc-prepare: {manifest['task']}: {len(manifest['splits'])} splits, {total} samples", flush=True)

@@ -126,6 +126,8 @@ class CheckReport:
     timings: dict = dataclasses.field(default_factory=dict)
     throughput: dict = dataclasses.field(default_factory=dict)
     environment: dict = dataclasses.field(default_factory=dict)
+    #: the encoder's attributes, each only once its check passed (the trusted stages need them)
+    attributes: dict = dataclasses.field(default_factory=dict)
     error: str | None = None  # set only when the checker itself failed
     complete: bool = False
     in_progress: str | None = None
@@ -171,6 +173,7 @@ class CheckReport:
             "timings": to_jsonable(self.timings),
             "throughput": to_jsonable(self.throughput),
             "environment": to_jsonable(self.environment),
+            "attributes": to_jsonable(self.attributes),
         }
 
     def write(self, path: str) -> None:

@@ -1,7 +1,7 @@
 """Score stage (trusted runtime image, network off): embeddings + labels -> X-ARES's Track A and B.
 
     python -P -m checker.score --jobs JOBS.json --encoder-name NAME --sampling-rate SR --hop-ms H
-        --output-dim D [--mode unique|xares] [--repeats N]
+        --output-dim D [--mode unique|xares] [--repeats N] [--models /models]
 
 JOBS.json lists, per task, {"task", "config_function", "prepared", "embeddings", "work", "seed",
 "out"}; every task is scored in turn in one process and writes its own `out` JSON, an error too.
@@ -21,6 +21,13 @@ What differs from running X-ARES, and why:
   `--repeats N` Track A runs N times on derived seeds; mean, spread and seeds are reported.
 - Caches. The encoder class name X-ARES keys checkpoints and scores by is `--encoder-name`, unique
   per submission, in a scratch env that belongs to one submission and task.
+- Pretrained dependencies. Each task runs with its writable work folder as the working directory,
+  where X-ARES looks for (and would otherwise download) `Qwen/Qwen2.5-0.5B` and
+  `google-bert/bert-base-uncased`; with `--models` the verified, read-only store is linked there and
+  the Hugging Face libraries are offline (`checker.taskload.lay_out_models`).
+- Disabled tasks. `XaresTask` ignores `TaskConfig.disabled` (only `xares.run`'s worker skips such a
+  task), so a disabled task whose data the organizer supplied is scored; the answer carries
+  `xares_disabled` so that the result records the override.
 """
 
 from __future__ import annotations
@@ -30,16 +37,26 @@ import hashlib
 import io
 import json
 import math
+import os
 import random
 import shutil
 import statistics
 import sys
+import time
 import types
 import warnings
 from pathlib import Path
 
 from checker.batchio import read_tensor
-from checker.taskload import load_config, stand_in_encoder
+from checker.jobs import (
+    Mode,
+    ScoreFailure,
+    ScoreFailureKind,
+    ScoreJob,
+    read_jobs,
+    write_atomic,
+)
+from checker.taskload import force_offline, lay_out_models, load_config, stand_in_encoder
 
 MAX_EMBEDDING_BATCH = 16 * 1024**3
 
@@ -74,7 +91,7 @@ class _SeededRandomModule(types.ModuleType):
         return random.Random(seed)
 
 
-def write_encoded(config, task, split: str, dirname: str, prepared: Path, embeddings: Path, mode: str,
+def write_encoded(config, task, split: str, dirname: str, prepared: Path, embeddings: Path, mode: Mode,
                   output_dim: int) -> dict:
     """X-ARES's encoded shards for one split, from the trusted meta and the untrusted embeddings."""
     import numpy as np
@@ -105,7 +122,7 @@ def write_encoded(config, task, split: str, dirname: str, prepared: Path, embedd
                 key = f"{row['key']}{batch}"  # X-ARES's own key
                 if key in used:
                     duplicates += 1
-                    if mode == "unique":
+                    if mode is Mode.UNIQUE:
                         key = f"{key}_{row['pos']}"
                 used.add(key)
                 buf = io.BytesIO()
@@ -168,6 +185,9 @@ def score(args: argparse.Namespace) -> dict:
     encoder = stand_in_encoder(args.encoder_name, args.sampling_rate, args.output_dim, args.hop_ms)
     config = load_config(args.task, args.config_function, encoder)
     config.env_root = str(Path(args.work) / "env")
+    # Read before XaresTask runs: its download step removes the names it handled from the list.
+    dependencies = list(getattr(config, "pretrained_dependencies", None) or [])
+    disabled = bool(getattr(config, "disabled", False))
     task_dir = Path(config.env_root) / config.name
     task_dir.mkdir(parents=True, exist_ok=True)
     (task_dir / config.xares_settings.audio_ready_filename).touch()  # never a Zenodo download
@@ -187,6 +207,7 @@ def score(args: argparse.Namespace) -> dict:
     shim = _SeededRandomModule(args.seed)
     wds_filters.random = shim
     track_a_values, seeds = [], []
+    started = time.monotonic()
     for repeat in range(args.repeats):
         seed = derive_seed(args.seed, "track-a", repeat)
         seeds.append(seed)
@@ -198,6 +219,8 @@ def score(args: argparse.Namespace) -> dict:
         _clear_scores(task)
         value, _weight = task.run_mlp()
         track_a_values.append(_float(value))
+    track_a_s = time.monotonic() - started
+    started = time.monotonic()
     track_b = None
     if config.do_knn:
         shim._base = derive_seed(args.seed, "track-b")
@@ -210,7 +233,7 @@ def score(args: argparse.Namespace) -> dict:
         "formal_name": config.formal_name,
         "metric": config.metric,
         "eval_weight": config.eval_weight,
-        "mode": args.mode,
+        "mode": args.mode.value,
         "track_a": {
             "value": statistics.fmean(track_a_values) if track_a_values else None,
             "values": track_a_values,
@@ -221,7 +244,27 @@ def score(args: argparse.Namespace) -> dict:
         "do_knn": bool(config.do_knn),
         "counts": counts,
         "finite": all(not math.isnan(v) for v in track_a_values),
+        # X-ARES marks the task disabled (only xares.run's worker reads that; XaresTask, used here, does
+        # not): the score exists because the harness overrode the flag, and the result says so
+        "xares_disabled": disabled,
+        "pretrained_dependencies": dependencies,
+        "timings": {"track_a_s": round(track_a_s, 3), "track_b_s": round(time.monotonic() - started, 3)},
+        "peak_rss_bytes": _peak_rss(),
     }
+
+
+def _peak_rss() -> int:
+    """This process's peak resident memory so far (Linux reports ru_maxrss in KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def enter_work_dir(work: str, models: str | None) -> list[str]:
+    """Run the task with its own writable work folder as the working directory: X-ARES writes its
+    Hugging Face copies relative to it, and finds the model store's links there."""
+    os.chdir(work)
+    return lay_out_models(models, work) if models else []
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -233,26 +276,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sampling-rate", type=int, required=True)
     parser.add_argument("--hop-ms", type=float, required=True)
     parser.add_argument("--output-dim", type=int, required=True)
-    parser.add_argument("--mode", choices=("unique", "xares"), default="unique")
+    parser.add_argument("--mode", type=Mode, default=Mode.UNIQUE, help="unique (default) or xares")
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--models", help="the verified model store, mounted read-only (aecc score --models)")
     args = parser.parse_args(argv)
-    for job in json.loads(Path(args.jobs).read_text()):
-        one = argparse.Namespace(**vars(args), task=job["task"], config_function=job.get("config_function"),
-                                 prepared=job["prepared"], embeddings=job["embeddings"], work=job["work"],
-                                 seed=int(job["seed"]))
-        out = Path(job["out"])
+    force_offline()
+    for job in read_jobs(args.jobs, ScoreJob):
+        one = argparse.Namespace(**vars(args), task=job.task, config_function=job.config_function,
+                                 prepared=job.prepared, embeddings=job.embeddings, work=job.work, seed=int(job.seed))
+        out = Path(job.out)
         try:
+            enter_work_dir(job.work, args.models)
             result = score(one)
         except ScoreInputError as exc:
-            out.write_text(json.dumps({"error": "embeddings", "detail": str(exc)}))
-            print(f"aecc-score: {job['task']}: {exc}", file=sys.stderr, flush=True)
+            write_atomic(out, ScoreFailure(ScoreFailureKind.EMBEDDINGS, str(exc)).to_json())
+            print(f"aecc-score: {job.task}: {exc}", file=sys.stderr, flush=True)
             continue
         except Exception:  # X-ARES failed on this task: the others may still score
             detail = traceback.format_exc()[-3000:]
-            out.write_text(json.dumps({"error": "scoring", "detail": detail}))
-            print(f"aecc-score: {job['task']}: scoring failed:\n{detail}", file=sys.stderr, flush=True)
+            write_atomic(out, ScoreFailure(ScoreFailureKind.SCORING, detail).to_json())
+            print(f"aecc-score: {job.task}: scoring failed:\n{detail}", file=sys.stderr, flush=True)
             continue
-        out.write_text(json.dumps(result, indent=1))
+        write_atomic(out, json.dumps(result, indent=1))
         print(f"aecc-score: {result['task']}: track A {result['track_a']['value']}, track B {result['track_b']}",
               flush=True)
     return 0

@@ -5,6 +5,10 @@ Task modules (`tasks/esc50_task.py` in the xares wheel, or an organizer's own fi
 none call it. The trusted stages never hold the participant's encoder, so they pass a stand-in
 module with the three attributes the contract checker measured, named after the submission so that
 X-ARES's per-class caches (`checkpoints/<ClassName>/`) can never be shared between submissions.
+
+X-ARES finds its pretrained dependencies by hub id relative to the working directory; the score agent
+links the verified, read-only model store there (`lay_out_models`) and keeps the Hugging Face
+libraries offline (`force_offline`).
 """
 
 from __future__ import annotations
@@ -47,3 +51,50 @@ def config_function(module: str, function: str | None = None) -> Any:
 
 def load_config(module: str, function: str | None, encoder: Any) -> Any:
     return config_function(module, function)(encoder)
+
+
+#: the variables that keep the Hugging Face libraries from trying the network (read at import time)
+OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
+MODELS_MANIFEST = "manifest.json"
+
+
+def lay_out_models(store: Path | str, cwd: Path | str) -> list[str]:
+    """Make X-ARES find the store's models from `cwd`, and return their repository ids.
+
+    X-ARES passes hub ids to `from_pretrained` ("Qwen/Qwen2.5-0.5B", "google-bert/bert-base-uncased")
+    and skips its own download when `./<id>` exists (`xares/utils.py` download_hf_model_to_local);
+    transformers reads an existing `./<id>` directory as a local model. So each repository of the
+    store (read from its manifest, which the host verified) gets a link `cwd/<org>/<name>` to its
+    read-only folder; the process then runs with `cwd` as its working directory. Standard library
+    only: the host tests it too.
+    """
+    import json
+    import os
+
+    store, cwd = Path(store), Path(cwd)
+    manifest = json.loads((store / MODELS_MANIFEST).read_text())
+    repos = []
+    for model in manifest["models"]:
+        repo = model["repo"]
+        org, name = repo.split("/")
+        if not org or not name or ".." in (org, name) or org.startswith(".") or name.startswith("."):
+            raise ValueError(f"model store: unsafe repository id {repo!r}")
+        link = cwd / org / name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if link.is_symlink() or link.exists():
+            if link.is_symlink() and os.readlink(link) == str(store / org / name):
+                repos.append(repo)
+                continue
+            raise FileExistsError(f"{link} exists and is not the store's link")
+        link.symlink_to(store / org / name, target_is_directory=True)
+        repos.append(repo)
+    return repos
+
+
+def force_offline() -> None:
+    """The Hugging Face libraries read these when imported: set them before anything imports them
+    (the container's environment has them too; this covers a run outside the harness)."""
+    import os
+
+    for key, value in OFFLINE_ENV.items():
+        os.environ.setdefault(key, value)

@@ -1,4 +1,4 @@
-"""Tiny ESC: an ESC-50-style 3-fold task of synthetic sound classes (data: harness/taskgen.py)."""
+"""Tiny ESC: an ESC-50-style 3-fold task of synthetic sound classes (data: harness/tasks/demo.py)."""
 
 from xares.task import TaskConfig
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 import dataclasses
 import enum
 import os
+import re
 import shutil
+from pathlib import Path
 from typing import Any, Callable
 
-from harness import engine as eng
 from harness.errors import HarnessError
+from harness.sandbox import engine as eng
 
 MIN_API = (1, 41)  # Docker 20.10: device requests, cgroup v2, the `init` and `pids_limit` options
 MIN_FREE_DISK = 20 * 1024**3  # the runtime image alone is about 6.4 GB; a second torch adds several
@@ -67,18 +69,64 @@ def _gib(n: float) -> str:
     return f"{n / 1024**3:.1f} GiB"
 
 
+def model_checks(models: Path, *, gpu: bool) -> list[Check]:
+    """The model store (`--models DIR`): does it match its manifest, and which tasks can be scored
+    with it and which cannot, and why (one check per registry task that loads a pretrained model)."""
+    from harness.tasks import models as store_mod
+    from harness.tasks.registry import load_registry
+
+    checks = []
+    store = None
+    try:
+        store = store_mod.verify_store(models)
+        listed = ", ".join(f"{m.repo} ({m.bytes / 1e6:.0f} MB{', ' + m.dtype if m.dtype else ''})"
+                           for m in store.models)
+        origin = "" if store.origin is store_mod.Origin.HUB else " (local stand-ins: not for real numbers)"
+        checks.append(Check("models", Status.OK if store.origin is store_mod.Origin.HUB else Status.WARN,
+                            f"a model store at {models} matching its manifest",
+                            f"{listed}; every file matches manifest.json{origin}",
+                            "" if store.origin is store_mod.Origin.HUB else "fetch the real models: aecc models fetch"))
+    except HarnessError as exc:
+        checks.append(Check("models", Status.FAIL, exc.expected or f"a model store at {models}",
+                            f"{exc.summary}: {exc.found}" if exc.found else exc.summary, exc.fix or ""))
+    for entry in load_registry():
+        if not entry.pretrained_dependencies:
+            continue
+        needed = ", ".join(store_mod.dependency(n).describe for n in entry.pretrained_dependencies)
+        reason = store_mod.no_model_reason(entry.pretrained_dependencies, store, models) if store is not None \
+            else f"not scoreable: the model store {models} is refused (see the 'models' check)"
+        if reason is None and not gpu:
+            problem = store_mod.cpu_problem(entry.pretrained_dependencies, store)
+            reason = f"not scoreable here: {problem}" if problem else None
+        task_id = "task_" + re.sub(r"[^a-z_]", "_", entry.name)
+        checks.append(Check(task_id, Status.OK if reason is None else Status.WARN,
+                            f"task {entry.name}: {needed} in the store",
+                            "scoreable with this store" if reason is None else reason,
+                            "" if reason is None else "aecc models fetch --out DIR (on a machine with hub access)"
+                            if store is None or not all(store.has(n) for n in entry.pretrained_dependencies)
+                            else "score it on a GPU machine (--profile t4)"))
+    return checks
+
+
 def run_doctor(
     profile_name: str = "cpu",
     *,
     connect: Callable[[], Any] = eng.connect,
     list_gpus: Callable[[], list] | None = None,
+    models: Path | None = None,
 ) -> DoctorReport:
-    """Run every check; never raises for a failed check, only reports it."""
+    """Run every check; never raises for a failed check, only reports it.
+
+    With `models` (a model store folder) it also checks the store against its manifest and says
+    which tasks with pretrained dependencies can be scored with it, and why the others cannot."""
     import psutil
 
-    from harness import gpu as gpu_mod
-    from harness import images
-    from harness.profiles import load_profile
+    from harness.layers.build import current_ref
+    from harness.layers.model import runtime_layer
+    from harness.layers.options import BuildOptions
+    from harness.layers.rootfs import _image_or_none
+    from harness.sandbox import gpu as gpu_mod
+    from harness.sandbox.profiles import load_profile
 
     checks: list[Check] = []
     add = checks.append
@@ -155,7 +203,7 @@ def run_doctor(
                 "" if info.nvidia else "install nvidia-container-toolkit; `nvidia-ctk runtime configure --runtime=docker`",
             )
         )
-        from harness import egress
+        from harness.sandbox import egress
 
         network = egress.network_for(client)
         rules = egress.rules_present()
@@ -225,7 +273,7 @@ def run_doctor(
 
     options = None
     try:
-        options = images.BuildOptions.from_environment()
+        options = BuildOptions.from_environment()
         described = options.describe()
         add(
             Check(
@@ -250,8 +298,8 @@ def run_doctor(
     )
     if client is not None:
         try:
-            ref = images.current_ref(client, images.runtime_layer())
-            built = ref is not None and images._image_or_none(client, ref) is not None
+            ref = current_ref(client, runtime_layer())
+            built = ref is not None and _image_or_none(client, ref) is not None
             add(
                 Check(
                     "images",
@@ -263,6 +311,9 @@ def run_doctor(
             )
         except HarnessError as exc:
             add(Check("images", Status.WARN, "the current runtime image", exc.summary, exc.fix or ""))
+
+    if models is not None:
+        checks.extend(model_checks(Path(models), gpu=bool(gpus)))
 
     return DoctorReport(
         checks=tuple(checks),
@@ -287,7 +338,7 @@ def render(report: DoctorReport, console: Any) -> None:
 
 def default_profile_for_host() -> str:
     """t4 where a GPU is visible to NVML, cpu elsewhere (used when no --profile is given)."""
-    from harness import gpu as gpu_mod
+    from harness.sandbox import gpu as gpu_mod
 
     try:
         return "t4" if gpu_mod.list_gpus() else "cpu"
@@ -295,4 +346,4 @@ def default_profile_for_host() -> str:
         return "cpu"
 
 
-__all__ = ["Check", "DoctorReport", "Status", "run_doctor", "render", "default_profile_for_host"]
+__all__ = ["Check", "DoctorReport", "Status", "run_doctor", "render", "default_profile_for_host", "model_checks"]

@@ -87,3 +87,12 @@ class SubmissionError(HarnessError):
 
 class IntakeError(SubmissionError):
     """The archive or folder was refused at intake."""
+
+
+class BuildFailed(SubmissionError):
+    """The submission's own requirements did not install in its build sandbox: the participant's to
+    fix. Raised where the install failed (the untrusted layer's build), never re-typed later."""
+
+    def __init__(self, summary: str, *, outcome: str = "failed", **kw):
+        self.outcome = outcome
+        super().__init__(summary, **kw)

@@ -1,4 +1,5 @@
-"""Where the harness keeps its state on the host: logs, locks, scratch, the submission store.
+"""Where things are: the harness's own files in the checkout, and its state on the host (logs, locks,
+scratch, the submission store).
 
 One root, `$AECC_HOME` (default `~/.aecc`), so an operator can put it on a large disk and a test can
 point it at a temporary directory.
@@ -8,6 +9,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+
+#: the checkout the harness runs from: its recipes, profiles and agent are files beside the package
+REPO_ROOT = Path(__file__).resolve().parent.parent
+IMAGES_DIR = REPO_ROOT / "images"
+AGENT_DIR = REPO_ROOT / "checker"
+PROFILES_DIR = REPO_ROOT / "sandbox_profiles"
 
 
 def home() -> Path:

@@ -1,4 +1,4 @@
-"""Reading what a container wrote, without trusting it.
+"""Reading what a container wrote, without trusting it; writing what the harness keeps, durably.
 
 Container output lives in directories the container could write, so a "file" may be a symlink to
 a host secret, a FIFO that blocks the reader forever, a device, a hard link, or simply huge
@@ -69,3 +69,24 @@ def read_json(path: Path, cap: int) -> Any:
             expected="UTF-8 JSON",
             found=str(exc)[:200],
         ) from None
+
+
+def write_atomic(path: Path, data: bytes | str, *, mode: int | None = None) -> Path:
+    """Write `data` so that a reader (or a crash) sees the old file or the new one, never a part:
+    a temporary file beside it, fsync'd, renamed into place, and the folder fsync'd."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data.encode() if isinstance(data, str) else data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    if mode is not None:
+        os.chmod(tmp, mode)
+    os.replace(tmp, path)
+    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return path

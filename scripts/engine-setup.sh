@@ -11,7 +11,7 @@ engine_up() { docker info >/dev/null 2>&1; }
 need_debootstrap() { ! command -v debootstrap >/dev/null 2>&1; }
 
 setup_egress() {
-    # The network of build and fetch stages (harness/egress.py): the internet, not the host.
+    # The network of build and fetch stages (harness/sandbox/egress.py): the internet, not the host.
     if ! docker network inspect aecc-egress >/dev/null 2>&1; then
         docker network create --driver bridge \
             -o com.docker.network.bridge.name=aecc-egress0 \

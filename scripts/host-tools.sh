@@ -1,25 +1,36 @@
 #!/usr/bin/env bash
-# Host tools the test-data generator needs (harness/taskgen.py): espeak-ng, which speaks the digit
-# words of the `tiny_digits` task. Installs it with apt-get when missing and this is root on Debian;
-# elsewhere says what to do and exits 2. Idempotent: an installed tool is left alone.
+# Host tools the tests need, installed with apt-get when missing and this is root on Debian; elsewhere
+# says what to do and exits 2. Idempotent: an installed tool is left alone.
+#   espeak-ng  the test-data generator (harness/tasks/demo.py) speaks the digit words of `tiny_digits`
+#   chromium   the leaderboard page is checked in a real headless browser (tests/harness/rank/test_browser.py);
+#              fonts-dejavu-core so that its screenshots have glyphs
+#   kubectl    the Kubernetes export is built with `kubectl kustomize` (Debian: kubernetes-client)
+#   slurm      slurmctld, slurmd, slurm-client, munge: the Slurm backend's tests start a one-node cluster
+#              (scripts/slurm-setup.sh; run first, since the checks below end the script early)
 set -euo pipefail
+
+bash "$(dirname "$0")/slurm-setup.sh"
 
 missing=()
 command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
+command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
+    missing+=(chromium fonts-dejavu-core)
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
-    echo "host-tools: espeak-ng $(espeak-ng --version 2>/dev/null | awk '{print $4; exit}') present; nothing to do"
+    echo "host-tools: espeak-ng $(espeak-ng --version 2>/dev/null | awk '{print $4; exit}'), $( (chromium --version || chromium-browser --version) 2>/dev/null | head -n1), kubectl present; nothing to do"
     exit 0
 fi
 
 if [ "$(id -u)" != 0 ] || [ ! -f /etc/debian_version ] || ! command -v apt-get >/dev/null 2>&1; then
     cat >&2 <<MSG
-host-tools: ${missing[*]} missing and this script can only install it as root on Debian.
-  expected: 'espeak-ng --version' to succeed
+host-tools: ${missing[*]} missing and this script can only install them as root on Debian.
+  expected: 'espeak-ng --version', 'chromium --version' and 'kubectl version --client' to succeed
   found:    uid $(id -u), $( [ -f /etc/debian_version ] && echo "Debian $(cat /etc/debian_version)" || echo "not Debian")
-  next:     install espeak-ng with your system's package manager
-            (Debian/Ubuntu: 'sudo apt-get install espeak-ng'; Fedora: 'sudo dnf install espeak-ng';
-            macOS: 'brew install espeak-ng'), then re-run this script.
+  next:     install them with your system's package manager
+            (Debian/Ubuntu: 'sudo apt-get install espeak-ng chromium kubernetes-client'; Fedora: 'sudo dnf install espeak-ng chromium';
+            macOS: 'brew install espeak-ng' and a Chromium or Chrome on PATH as 'chromium'), then re-run this script.
 MSG
     exit 2
 fi
@@ -29,4 +40,6 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 espeak-ng --version
+chromium --version 2>/dev/null || chromium-browser --version
+kubectl version --client 2>/dev/null | head -n1
 echo "host-tools: done"

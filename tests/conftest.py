@@ -14,6 +14,16 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
+def pytest_collection_modifyitems(config, items):
+    # Every test that talks to the engine does so through the `client` fixture: marking them here
+    # keeps the marker true without anyone remembering to write it (`make test-unit` = not engine).
+    for item in items:
+        if "client" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.engine)
+        if "slurm" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slurm)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def aecc_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # Logs and scratch of the run under test go to a temporary home; images stay in the engine.
@@ -24,7 +34,7 @@ def aecc_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def client():
-    from harness import engine
+    from harness.sandbox import engine
 
     return engine.connect()
 
@@ -32,15 +42,16 @@ def client():
 @pytest.fixture(scope="session")
 def base_image(client) -> str:
     """The current base layer; built if absent (a cache hit after `make images`)."""
-    from harness import images
+    from harness.layers.build import build_chain
+    from harness.layers.model import base_layer
 
-    return images.build(client, images.base_layer(), log=lambda m: None)[-1].image
+    return build_chain(client, base_layer(), log=lambda m: None)[-1].image
 
 
 @pytest.fixture()
 def small_profile():
     """The cpu profile scaled down so limits are hit in a second, not a minute."""
-    from harness.profiles import load_profile
+    from harness.sandbox.profiles import load_profile
 
     return load_profile("cpu").replace(
         memory_bytes=256 * 1024**2,
@@ -53,7 +64,7 @@ def small_profile():
 
 def _own_containers(client):
     """(id, name) of the containers this process created, from one raw list call (no inspect race)."""
-    from harness import engine
+    from harness.sandbox import engine
 
     rows = client.api.containers(
         all=True, filters={"label": [f"{engine.LABEL_MANAGED}=1", f"{engine.LABEL_OWNER_PID}={os.getpid()}"]}

@@ -4,6 +4,8 @@ apt-get update
 apt-get install -y --no-install-recommends python3 python3-venv ca-certificates
 rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb
 python3 -m venv /opt/venv
+# bookworm's pip (23.0) predates `--uploaded-prior-to`; the pinned pip is hash-checked.
+/opt/venv/bin/pip install --no-cache-dir --no-deps --require-hashes -r /run/aecc-build/pip.txt
 groupadd --gid 10001 aecc
 useradd --uid 10001 --gid 10001 --no-create-home --home-dir /tmp --shell /usr/sbin/nologin aecc
 mkdir -p /opt/aecc

@@ -1,15 +1,14 @@
-# Layer `runtime-deps`: what the trusted runtime needs on top of torch. torchaudio must equal
-# torch's version exactly; from torchaudio 2.9 on, loading audio goes through torchcodec, which
-# needs FFmpeg's shared libraries (Debian's). Constraining torch stops pip from replacing it.
+# Layer `runtime-deps`: what the trusted runtime needs on top of torch. torchaudio and torchcodec are
+# the builds made for this torch (harness/layers/companions.json, also the constraints file); from
+# torchaudio 2.9 on, loading audio goes through torchcodec, which needs FFmpeg's shared libraries
+# (Debian's). The constraints also keep pip from replacing torch.
 apt-get update
 apt-get install -y --no-install-recommends ffmpeg
 rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb
-echo "torch==${AECC_TORCH_VERSION}" > /tmp/aecc-constraints.txt
-pip install --no-cache-dir -c /tmp/aecc-constraints.txt \
+aecc_pip_install --no-cache-dir \
     "torchaudio==${AECC_TORCHAUDIO_VERSION}" \
     "torchcodec==${AECC_TORCHCODEC_VERSION}" \
     "xares==${AECC_XARES_VERSION}"
-rm -f /tmp/aecc-constraints.txt
 # Fail the build, not a later task, if the set does not import or cannot reach FFmpeg.
 python - <<'PY'
 import torch, torchaudio, xares  # noqa: F401

@@ -11,9 +11,11 @@ echo "$base" > "$site/aecc-base.pth"
 # The harness mounts its agent here at run time (read-only); the image never carries a copy.
 echo /opt/aecc > "$site/aecc-agent.pth"
 cp -r /run/aecc-build-src/submission /opt/submission/src
+# torch and its companions are the layer's (constraints); a requirement that needs another torch
+# fails here, loudly. With a lock (a rebuild), exactly the first build's packages are installed.
+AECC_PIP="/opt/venv/bin/pip --python /opt/submission/venv/bin/python"
 if [ -f /opt/submission/src/requirements.txt ]; then
-    # torch is the layer's; a requirement that needs another torch fails here, loudly.
-    echo "torch==${AECC_TORCH_VERSION}" > /tmp/aecc-constraints.txt
-    /opt/venv/bin/pip --python /opt/submission/venv/bin/python install -c /tmp/aecc-constraints.txt \
-        -r /opt/submission/src/requirements.txt
+    aecc_pip_install -r /opt/submission/src/requirements.txt
+else
+    aecc_pip_install
 fi

@@ -64,17 +64,23 @@ def runtime_image(client) -> str:
     current `runtime-deps` layer runs exactly the code under test. AECC_TEST_RUNTIME_IMAGE names
     one explicitly (while the layers below are being rebuilt).
     """
-    from harness import images
     from harness.errors import HarnessError
+    from harness.layers.build import current_ref, require_image
+    from harness.layers.model import (
+        LABEL_LAYER,
+        LABEL_PARENT,
+        runtime_deps_layer,
+        runtime_layer,
+    )
 
     if os.environ.get("AECC_TEST_RUNTIME_IMAGE"):
         return os.environ["AECC_TEST_RUNTIME_IMAGE"]
     try:
-        return images.require_image(client, images.runtime_layer())
+        return require_image(client, runtime_layer())
     except HarnessError:
-        parent = images.current_ref(client, images.runtime_deps_layer())
+        parent = current_ref(client, runtime_deps_layer())
         candidates = client.images.list(
-            filters={"label": [f"{images.LABEL_LAYER}=runtime", f"{images.LABEL_PARENT}={parent}"]}
+            filters={"label": [f"{LABEL_LAYER}=runtime", f"{LABEL_PARENT}={parent}"]}
         )
         if not candidates:
             pytest.fail(f"no runtime image built on {parent}: run `aecc images build --target runtime`")
@@ -97,8 +103,9 @@ def read_report(path: Path) -> dict:
 
 
 def run_checker(client, image: str, tmp_path: Path, fixture: str, encoder: str, *extra: str) -> tuple[object, dict | None]:
-    from harness.profiles import Stage, load_profile
-    from harness.runner import Mount, RunSpec, run_stage
+    from harness.sandbox.profiles import Stage, load_profile
+    from harness.sandbox.run import run_stage
+    from harness.sandbox.spec import Mount, RunSpec
 
     out = tmp_path / "out"
     out.mkdir()
@@ -214,13 +221,29 @@ def test_missing_class_names_the_candidates(client, runtime_image, schema, tmp_p
     assert checks["constructible"]["status"] == "skipped"
 
 
-def test_fetch_phase_only_constructs(client, runtime_image, schema, tmp_path):
+def test_fetch_phase_constructs_and_reads_the_attributes(client, runtime_image, schema, tmp_path):
+    """The fetch phase (what `aecc validate` and `aecc score` both run) stops before any forward and
+    reports the attributes the trusted stages need, each checked against ATTRIBUTE_RANGES."""
     _, report = run_checker(client, runtime_image, tmp_path, "good", "encoder.py:GoodEncoder", "--phase", "fetch")
     jsonschema.validate(report, schema)
     assert report["phase"] == "fetch" and report["status"] == "passed"
     from checker.common import FETCH_CHECK_IDS
 
     assert [c["id"] for c in report["checks"]] == list(FETCH_CHECK_IDS)
+    assert report["attributes"] == {"class_name": "GoodEncoder", "sampling_rate": 16000, "output_dim": 64,
+                                    "hop_size_in_ms": 20.0}
+
+
+def test_an_import_error_shows_type_and_message_and_logs_the_whole_traceback(client, runtime_image, tmp_path):
+    """Issue 9: the report says which exception and why; the stage log holds the full traceback."""
+    result, report = run_checker(client, runtime_image, tmp_path, "import_error", "encoder.py:ImportErrorEncoder",
+                                 "--phase", "fetch")
+    check = by_id(report)["import"]
+    assert check["status"] == "failed"
+    expected = "ModuleNotFoundError: No module named 'aecc_package_that_does_not_exist'"
+    assert expected in check["message"] and expected in check["found"]
+    log = result.log_path.read_text()
+    assert "Traceback (most recent call last)" in log and "/submission/encoder.py" in log and expected in log
 
 
 def test_checker_usage_error_is_an_error_report(client, runtime_image, schema, tmp_path):

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from checker import gate
+from checker.jobs import Go
 
 
 def _write_later(path, content, delay):
@@ -26,7 +27,7 @@ def test_waits_for_the_go_file_then_returns_it(tmp_path):
     go = tmp_path / "go.json"
     _write_later(go, {"argv": ["--x"]}, 0.5)
     started = time.monotonic()
-    assert gate.wait_for_go(go, max_wait_s=10) == {"argv": ["--x"]}
+    assert gate.wait_for_go(go, max_wait_s=10) == Go(("--x",))
     assert 0.4 < time.monotonic() - started < 5
 
 
@@ -40,16 +41,16 @@ def test_main_hands_the_argv_to_the_stage(tmp_path):
     go = tmp_path / "go.json"
     go.write_text(json.dumps({"argv": ["--help"]}))
     with pytest.raises(SystemExit) as done:  # argparse's --help: proof the stage parsed our argv
-        gate.main(["--go", str(go), "--max-wait", "1", "--then", "checker.describe"])
+        gate.main(["--go", str(go), "--max-wait", "1", "--then", "checker.encode"])
     assert done.value.code == 0
 
 
 def test_cancel_runs_nothing_and_no_go_is_exit_3(tmp_path, capsys):
     go = tmp_path / "go.json"
     go.write_text(json.dumps({"cancel": True}))
-    assert gate.main(["--go", str(go), "--max-wait", "1", "--then", "checker.describe"]) == 0
+    assert gate.main(["--go", str(go), "--max-wait", "1", "--then", "checker.encode"]) == 0
     assert "cancelled" in capsys.readouterr().out
-    assert gate.main(["--go", str(tmp_path / "none.json"), "--max-wait", "0.2", "--then", "checker.describe"]) == 3
+    assert gate.main(["--go", str(tmp_path / "none.json"), "--max-wait", "0.2", "--then", "checker.encode"]) == 3
     assert "no go file" in capsys.readouterr().err
 
 

@@ -13,7 +13,7 @@ import jsonschema
 
 from harness import doctor
 from harness.errors import EngineUnavailable, GpuUnavailable
-from harness.gpu import GpuInfo
+from harness.sandbox.gpu import GpuInfo
 
 AECC = str(Path(sys.executable).parent / "aecc")
 SCHEMA = json.loads((Path(doctor.__file__).parent / "schemas" / "doctor.schema.json").read_text())

@@ -21,23 +21,10 @@ from pathlib import Path
 
 import pytest
 
-import hostile_support as hs
-
-# The intake tests' field-by-field ZIP writer (tests/harness/archives.py), loaded by path: the
-# test folders are not packages.
-def _load_archives():
-    import importlib.util
-    import sys
-
-    spec = importlib.util.spec_from_file_location("hostile_archives",
-                                                  Path(__file__).resolve().parents[1] / "harness" / "archives.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["hostile_archives"] = module
-    spec.loader.exec_module(module)
-    return module
+import tests.support.hostile as hs
 
 
-_archives = _load_archives()
+from tests.support import archives as _archives
 RawEntry, build_zip = _archives.RawEntry, _archives.build_zip
 
 pytestmark = pytest.mark.hostile
@@ -166,8 +153,9 @@ def test_hostile_folder(cid, client, profiles, tmp_path):
         assert "HOSTILE" not in json.dumps(run.report.get("checker", {}))
     if cid == "build_setup_py_root":
         # Not on the host (the guard looks for HOSTILE-ESCAPE-*), and not in the built image either.
-        from harness.profiles import load_profile
-        from harness.runner import RunSpec, run_stage
+        from harness.sandbox.profiles import load_profile
+        from harness.sandbox.run import run_stage
+        from harness.sandbox.spec import RunSpec
 
         code = ("import os\nhits=[os.path.join(r,n) for r,d,f in os.walk('/') if not r.startswith(('/proc','/sys'))"
                 " for n in f+d if n.startswith('HOSTILE-ESCAPE')]\nprint('HITS', hits)")
@@ -179,10 +167,11 @@ def test_hostile_folder(cid, client, profiles, tmp_path):
 
 @pytest.fixture(scope="module")
 def local_index(tmp_path_factory, client):
-    from harness import images
+    from harness.layers.build import build_chain
+    from harness.layers.model import RUNTIME_TORCH, torch_layer
 
     # The index serves only the hostile packages: make sure no trusted layer needs building from it.
-    images.build(client, images.torch_layer(images.RUNTIME_VERSIONS["torch"]), log=lambda m: None)
+    build_chain(client, torch_layer(RUNTIME_TORCH), log=lambda m: None)
     index = hs.LocalIndex(tmp_path_factory.mktemp("index"))
     for cid, name in (("build_install_time_code", "aecc-hostile-install"), ("build_slow_install", "aecc-hostile-slow"),
                       ("build_huge_install", "aecc-hostile-huge")):
@@ -265,7 +254,7 @@ def test_hostile_encoder_validate(cid, client, zoo, profiles, tmp_path):
             if fill:
                 assert fill[0]["written"] > 64 * 2**20
             scratch = Path(os.environ["AECC_HOME"]) / "tmp"
-            assert not list(scratch.glob("validate-*/HOSTILE-fill.bin"))
+            assert not list(scratch.glob("*/HOSTILE-fill.bin"))  # the fetch-* and check-* report folders
         elif cid == "res_disk_fill_cache":
             # Killed by the cap's poll, mid-write or (on a very fast disk) after; what it left in the
             # submission's cache is removed either way, so the host keeps none of it.
@@ -345,8 +334,8 @@ def test_hostile_leakage_between_runs(client, profiles, tmp_path):
 
 @pytest.fixture(scope="session")
 def score_env(tmp_path_factory) -> Path:
-    """tiny_tones with a canary in every label (as tests/harness/test_evaluate.py does)."""
-    from harness import taskgen
+    """tiny_tones with a canary in every label (as tests/harness/pipelines/test_score.py does)."""
+    from harness.tasks import demo as taskgen
 
     root = tmp_path_factory.mktemp("xares-env")
     taskgen.generate(root, ["tiny_tones"], seed=0)
@@ -366,29 +355,37 @@ def score_env(tmp_path_factory) -> Path:
 
 
 def _score(cid, zoo, env, profiles, out, monkeypatch) -> tuple[dict | None, BaseException | None, list]:
-    from harness import engine, evaluate, paths, validate
+    from harness import paths
+    from harness.bulk.run import score_path
+    from harness.pipelines.score import ScoreSettings
+    from harness.sandbox import engine
+    from harness.sandbox import run as sandbox_run
+    from harness.sandbox import warm
+    from harness.stages import encode as encode_stage
+    from harness.tasks.arguments import resolve_tasks
 
     # The zoo's cases share one submission sha, and the harness keeps finished embeddings per
     # (sha, task) (`runs/<sha>/<task>/encode.ok`), whatever --encoder names: start each case afresh.
     shutil.rmtree(paths.home() / "runs", ignore_errors=True)
 
     seen = []
-    original = evaluate.run_stage
+    original = sandbox_run.run_stage
 
     def recording(client, profile, spec, log_path, **kw):
         result = original(client, profile, spec, log_path, **kw)
         seen.append((spec, result))
         return result
 
-    monkeypatch.setattr(evaluate, "run_stage", recording)
-    monkeypatch.setattr(validate, "run_stage", recording)
-    spec = evaluate.ScoreSpec(source=zoo, data=env, tasks=(str(hs.REPO / "demo_tasks" / "tiny_tones_task.py"),),
-                              out=out, encoder=f"{cid}.py:HostileEncoder", profile=str(profiles["score"]))
+    for module in (sandbox_run, encode_stage, warm):
+        monkeypatch.setattr(module, "run_stage", recording)
+    settings = ScoreSettings(data=env, tasks=resolve_tasks([str(hs.REPO / "demo_tasks" / "tiny_tones_task.py")]),
+                             repeats=1)
     box: dict = {}
 
     def work():
         try:
-            box["result"] = evaluate.score_submission(engine.connect(), spec, progress=lambda m: None)
+            box["result"] = score_path(engine.connect(), zoo, settings=settings, out=out,
+                                       encoder=f"{cid}.py:HostileEncoder", profile=str(profiles["score"])).to_dict()
         except BaseException as exc:  # noqa: BLE001 - reported below
             box["error"] = exc
 

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from harness.errors import EngineUnavailable
-from harness.profiles import load_profile
-from harness.runner import Outcome, RunSpec, run_stage
+from harness.sandbox.profiles import load_profile
+from harness.sandbox.run import run_stage
+from harness.sandbox.spec import Outcome, RunSpec
 
 pytestmark = pytest.mark.hostile
 
@@ -176,7 +177,7 @@ def _runsc_profile(tmp_path: Path) -> Path:
 
 
 def test_runsc_profile_without_runsc_is_a_clear_engine_error(client, base_image, tmp_path):
-    from harness import engine
+    from harness.sandbox import engine
 
     if "runsc" in engine.engine_info(client).runtimes:
         pytest.skip("runsc is installed here: the missing-runtime message cannot be shown")
@@ -190,7 +191,7 @@ def test_runsc_profile_without_runsc_is_a_clear_engine_error(client, base_image,
 
 
 def test_doctor_reports_the_missing_oci_runtime(client, tmp_path):
-    from harness import engine
+    from harness.sandbox import engine
 
     if "runsc" in engine.engine_info(client).runtimes:
         pytest.skip("runsc is installed here")

@@ -17,6 +17,14 @@ def facts(tag, data):
     sys.stdout.flush()
 
 
+def in_encode_stage():
+    """True in the encode stage (its label-free audio is mounted at /audio). A hostile encoder that
+    behaves in the check stage and misbehaves only here is what the encode-stage defences are for."""
+    import os
+
+    return os.path.isdir("/audio")
+
+
 def errno_of(fn, *args, **kw):
     """Call fn; return 'ok' (or its result), or the errno / exception name it raised."""
     try:

@@ -4,7 +4,7 @@ host finds output files with two links. The host reads output only as files with
 import glob
 import os
 
-from aecc_hostile_base import BaseEncoder, errno_of, facts
+from aecc_hostile_base import BaseEncoder, errno_of, facts, in_encode_stage
 
 
 def _outdir():
@@ -13,6 +13,8 @@ def _outdir():
 
 class HostileEncoder(BaseEncoder):
     def forward(self, audio):
+        if not in_encode_stage():
+            return super().forward(audio)
         if not getattr(HostileEncoder, "_done", False):
             HostileEncoder._done = True
             audio_files = sorted(glob.glob("/audio/**/*.bin", recursive=True))[:1]

@@ -2,12 +2,12 @@
 cap must kill it (output_limit) long before the disk fills."""
 import glob
 
-from aecc_hostile_base import BaseEncoder
+from aecc_hostile_base import BaseEncoder, in_encode_stage
 
 
 class HostileEncoder(BaseEncoder):
     def forward(self, audio):
-        if not getattr(HostileEncoder, "_done", False):
+        if in_encode_stage() and not getattr(HostileEncoder, "_done", False):
             HostileEncoder._done = True
             chunk = b"\xff" * (8 << 20)
             with open(sorted(glob.glob("/out/*/"))[0] + "HOSTILE-junk.bin", "wb") as fh:

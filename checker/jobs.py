@@ -1,0 +1,229 @@
+"""What the host and the in-container agent say to each other: jobs, messages and shared limits.
+
+Both sides import this module: the harness on the host when it writes a stage's jobs and reads what
+came back, the agent in the container when it reads its jobs and writes its answer. It is the one
+place where the shape of those files and the meaning of their statuses is written down, so a
+field renamed on one side cannot silently go missing on the other. Standard library only, because
+the agent runs in images that carry nothing of the host's dependencies.
+
+Files, per stage:
+
+    prepare  host -> /ctl/jobs.json     [PrepareJob]        agent -> OUT/manifest.json | OUT/error.json
+    encode   host -> /jobs/jobs.json    [EncodeJob]         agent -> OUT/<split>/<batch>.{json,bin}, OUT/.agent-done
+    score    host -> /ctl/jobs.json     [ScoreJob]          agent -> OUT (ScoreFailure JSON or the score)
+    gate     host -> /ctl/go.json       Go | Cancel
+
+The encoder's attributes travel as `EncoderAttributes`, checked against `ATTRIBUTE_RANGES`, which
+the contract checker, the fetch stage and the trusted stages all use: an encoder that fails
+validation for its attributes cannot be scored either.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import math
+import numbers
+import os
+from pathlib import Path
+from typing import Any, Sequence, TypeVar
+
+SCHEMA_VERSION = 1
+
+
+class Mode(str, enum.Enum):
+    """How crops of one clip in one encode batch are keyed in the encoded shards."""
+
+    UNIQUE = "unique"  # every crop keyed uniquely: nothing lost (default)
+    XARES = "xares"  # X-ARES 0.1.3's keys: its reader keeps one crop of each clip per batch
+
+
+class ScoreFailureKind(str, enum.Enum):
+    """Why the score stage could not score a task."""
+
+    EMBEDDINGS = "embeddings"  # the embeddings do not match the prepared audio: the submission's fault
+    SCORING = "scoring"  # X-ARES itself failed on the task: infrastructure
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    low: float
+    high: float
+    unit: str = ""
+
+    def __contains__(self, value: object) -> bool:
+        return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(float(value)) \
+            and self.low <= float(value) <= self.high
+
+    def describe(self) -> str:
+        return f"{self.low:g}..{self.high:g}" + (f" {self.unit}" if self.unit else "")
+
+
+#: the one definition of a plausible encoder, used by the checker, the fetch stage and the trusted stages
+ATTRIBUTE_RANGES = {
+    "sampling_rate": Range(8000, 48000, "Hz"),
+    "output_dim": Range(1, 1 << 20),
+    "hop_size_in_ms": Range(1, 1000, "ms"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class EncoderAttributes:
+    """The three attributes the trusted stages need, as measured in the encoder's own container."""
+
+    sampling_rate: int
+    output_dim: int
+    hop_size_in_ms: float
+    class_name: str
+
+    def __post_init__(self) -> None:
+        problems = attribute_problems(dataclasses.asdict(self))
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "EncoderAttributes":
+        """Raises ValueError naming every attribute that is missing, of the wrong type or out of range."""
+        problems = attribute_problems(data)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return cls(sampling_rate=int(data["sampling_rate"]), output_dim=int(data["output_dim"]),
+                   hop_size_in_ms=float(data["hop_size_in_ms"]), class_name=str(data["class_name"]))
+
+    def to_args(self) -> list[str]:
+        """The agent's command-line form (prepare, score)."""
+        return ["--sampling-rate", str(self.sampling_rate), "--hop-ms", repr(self.hop_size_in_ms),
+                "--output-dim", str(self.output_dim)]
+
+
+def attribute_problems(data: Any) -> list[str]:
+    """What is wrong with encoder attributes read from an untrusted report; empty when nothing is."""
+    if not isinstance(data, dict):
+        return [f"attributes must be an object, not {type(data).__name__}"]
+    problems = []
+    for name, allowed in ATTRIBUTE_RANGES.items():
+        value = data.get(name)
+        integral = name != "hop_size_in_ms"
+        if value is None:
+            problems.append(f"{name} is missing")
+        elif value not in allowed:
+            problems.append(f"{name} = {value!r} is outside {allowed.describe()}")
+        elif integral and not float(value).is_integer():
+            problems.append(f"{name} = {value!r} is not a whole number")
+    name = data.get("class_name")
+    if not isinstance(name, str) or not name.isidentifier() or len(name) > 200:
+        problems.append(f"class_name = {name!r} is not a class name")
+    return problems
+
+
+# --- jobs ------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class PrepareJob:
+    task: str  # a module name (tasks.esc50_task) or a mounted task file (/tasks/x_task.py)
+    config_function: str | None
+    out: str
+
+
+@dataclasses.dataclass(frozen=True)
+class EncodeJob:
+    audio: str
+    out: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoreJob:
+    task: str
+    config_function: str | None
+    prepared: str
+    embeddings: str
+    work: str
+    seed: int
+    out: str
+
+
+Job = TypeVar("Job", PrepareJob, EncodeJob, ScoreJob)
+
+
+def write_jobs(path: Path | str, jobs: Sequence[Any]) -> None:
+    Path(path).write_text(json.dumps([dataclasses.asdict(j) for j in jobs]))
+
+
+def read_jobs(path: Path | str, kind: type[Job]) -> list[Job]:
+    """The jobs the host wrote; a missing or extra field is the host's bug and fails loudly."""
+    return [kind(**row) for row in json.loads(Path(path).read_text())]
+
+
+# --- answers ---------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoreFailure:
+    kind: ScoreFailureKind
+    detail: str
+
+    def to_json(self) -> str:
+        return json.dumps({"error": self.kind.value, "detail": self.detail})
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ScoreFailure | None":
+        """The failure a score answer holds, or None when it holds a score."""
+        if "error" not in data:
+            return None
+        return cls(ScoreFailureKind(data["error"]), str(data.get("detail", "")))
+
+
+@dataclasses.dataclass(frozen=True)
+class PrepareFailure:
+    """Task data the prepare stage could not read: an infrastructure problem, never the submission's."""
+
+    detail: str
+
+    def to_json(self) -> str:
+        return json.dumps({"error": self.detail})
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "PrepareFailure":
+        return cls(str(data.get("error", "")))
+
+
+#: written into an encode job's output folder by the agent after each task (timing only: the host
+#: counts the embeddings itself)
+ENCODE_DONE = ".agent-done"
+
+
+# --- the gate's go file ------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Go:
+    argv: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Cancel:
+    pass
+
+
+def gate_message(message: Go | Cancel) -> str:
+    return json.dumps({"cancel": True} if isinstance(message, Cancel) else {"argv": list(message.argv)})
+
+
+def read_gate_message(text: str) -> Go | Cancel:
+    data = json.loads(text)
+    if data.get("cancel"):
+        return Cancel()
+    return Go(tuple(data["argv"]))
+
+
+def write_atomic(path: Path | str, text: str) -> None:
+    """Write `text` so that a reader never sees a partial file (rename into place)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

@@ -1,0 +1,187 @@
+"""`aecc validate`: will this ZIP be accepted, and will it run on a T4?
+
+    intake (host) -> build (sandbox, network) -> fetch (sandbox, network) -> check (sandbox, no network)
+
+Every step ends in the report: the harness's own steps (`intake`, `build`, `fetch`, `sandbox`)
+and then every check of the in-container contract checker, each with a stable id. The verdict is
+`passed`, `failed` (the participant's to fix: exit 1) or `error` (the machine's or the harness's:
+exit 2): an engine or harness failure is never reported as the participant's.
+
+The checker's report is written by a process that also runs the participant's code, so the host
+reads it as untrusted data (capped, no links, schema-checked); the numbers the host can measure
+itself (peak memory from the cgroup, the sandbox's outcome) come from the host.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from checker.report import CheckStatus
+from harness import paths
+from harness.errors import BuildFailed, SubmissionError, UsageError
+from harness.layers.options import BuildOptions, require_upload_times
+from harness.results import Check, ValidationReport, Verdict
+from harness.sandbox.gpu import pin_gpu
+from harness.sandbox.profiles import SandboxProfile, Stage, load_profile
+from harness.sandbox.spec import Outcome, RunResult
+from harness.stages.build import build_submission
+from harness.stages.check import CheckSpec, check
+from harness.stages.fetch import FetchSpec, fetch
+from harness.stages.intake import intake
+
+P, F = CheckStatus.PASSED, CheckStatus.FAILED
+
+
+@dataclasses.dataclass(frozen=True)
+class ValidateSpec:
+    source: Path
+    encoder: str | None = None
+    profile: str = "cpu"
+    gpu: str | None = None
+    max_seconds: float = 600.0
+
+    def __post_init__(self) -> None:
+        if not self.max_seconds > 0:
+            raise UsageError("--max-seconds must be positive", expected="> 0", found=str(self.max_seconds))
+
+
+def sandbox_failure(step: str, result: RunResult, profile: SandboxProfile) -> Check:
+    """A sandbox run that ended badly, as a failed check naming the limit that was hit."""
+    fixes = {
+        Outcome.OOM: f"keep host memory under {profile.memory_bytes / 2**30:g} GiB (Colab T4: 12 GB RAM)",
+        Outcome.GPU_OOM: "keep GPU memory under the T4's 15 GiB",
+        Outcome.TIMEOUT: f"make the {step} stage finish within {profile.stage(Stage(step)).wall_clock_s:g} s",
+        Outcome.FAILED: "read the log; run the same command locally",
+    }
+    return Check(step, F, f"the {step} stage ended with {result.outcome.value}: {result.detail}",
+                 fix=fixes.get(result.outcome), log=str(result.log_path), found=result.log_tail(600).strip() or None)
+
+
+def validate(client: Any, spec: ValidateSpec, build_options: BuildOptions | None = None, *,
+             progress: Callable[[str], None] = print) -> ValidationReport:
+    """Run intake, build, fetch and check; return the report (never raises for the submission's faults).
+
+    Raises:
+        InfraError: the engine or a trusted layer failed (the CLI still writes an `error` report).
+    """
+    build_options = dataclasses.replace(build_options or BuildOptions.from_environment(),
+                                        submission_profile=spec.profile)
+    if build_options.resolve_before:
+        require_upload_times(build_options)
+    started = time.monotonic()
+    timings: dict[str, float] = {}
+    checks: list[Check] = []
+    submission_info: dict[str, Any] = {"source": str(spec.source)}
+    logs: dict[str, Any] = {}
+    resources: dict[str, Any] = {}
+
+    def finish(verdict: Verdict, checker: dict | None = None) -> ValidationReport:
+        timings["total_s"] = round(time.monotonic() - started, 2)
+        return ValidationReport(verdict, submission_info, spec.profile, tuple(checks), resources, timings, logs,
+                                checker)
+
+    def timed(name: str, t0: float) -> None:
+        timings[f"{name}_s"] = round(time.monotonic() - t0, 2)
+
+    profile = load_profile(spec.profile)
+    gpu = pin_gpu(profile, spec.gpu)
+
+    t0 = time.monotonic()
+    progress("intake: checking the archive")
+    try:
+        submission = intake(Path(spec.source), paths.subdir("store"), encoder=spec.encoder)
+    except SubmissionError as exc:
+        checks.append(Check.from_error("intake", exc))
+        timed("intake", t0)
+        return finish(Verdict.FAILED)
+    timed("intake", t0)
+    submission_info.update(
+        sha256=submission.sha256, encoder_file=submission.encoder.file, encoder_class=submission.encoder.class_name,
+        encoder_source=submission.encoder.source.value, files=submission.file_count, bytes=submission.total_bytes)
+    checks.append(Check("intake", P, f"{submission.file_count} files, encoder {submission.encoder.spec} "
+                                     f"({submission.encoder.source.value})"))
+
+    t0 = time.monotonic()
+    progress(f"build: image for submission {submission.sha256[:12]} (first time: installs its requirements)")
+    try:
+        built = build_submission(client, submission, build_options, log=progress)
+    except BuildFailed as exc:
+        checks.append(Check.from_error("build", exc))
+        logs["build"] = str(exc.log_path) if exc.log_path else None
+        timed("build", t0)
+        return finish(Verdict.FAILED)
+    except SubmissionError as exc:  # a torch range or companion the harness cannot build
+        checks.append(Check.from_error("build", exc))
+        timed("build", t0)
+        return finish(Verdict.FAILED)
+    timed("build", t0)
+    submission_info.update(image=built.image, torch_version=built.torch_version, torch_flavour=built.torch_flavour)
+    if built.lock_digest:
+        submission_info["lock"] = {"sha256": built.lock_digest, "path": str(built.lock_path),
+                                   "source": built.lock.lock_source.value}
+    checks.append(Check("build", P, f"torch {built.torch_version} ({built.torch_flavour}); image {built.image}"
+                        + (" (cached)" if built.cached else "")
+                        + (f"; lock {built.lock_digest[:12]} ({built.lock.lock_source.value})" if built.lock_digest else "")))
+
+    log_dir = paths.logs() / f"validate-{submission.sha256[:12]}-{int(time.time())}"
+    log_dir.mkdir(parents=True, exist_ok=True)
+
+    t0 = time.monotonic()
+    progress(f"fetch: running the contract checker in the sandbox ({profile.name} profile, network on)")
+    fetched = fetch(client, FetchSpec(submission, built.image, profile, log_dir, build_options.ca_bundle,
+                                      spec.max_seconds))
+    timed("fetch", t0)
+    logs["fetch"] = str(fetched.run.log_path)
+    if fetched.run.outcome.is_infra_failure:
+        checks.append(Check("fetch", F, f"infrastructure: {fetched.run.detail}", log=str(fetched.run.log_path)))
+        return finish(Verdict.ERROR)
+    if fetched.run.outcome is not Outcome.OK:
+        checks.append(sandbox_failure("fetch", fetched.run, profile))
+        checks.extend(Check.from_agent(c, fetched.run.log_path) for c in fetched.failed_checks)
+        return finish(Verdict.FAILED)
+    if fetched.report is None:
+        checks.append(Check("fetch", F, fetched.problem or "no report", log=str(fetched.run.log_path),
+                            found=fetched.run.log_tail(600).strip() or None))
+        return finish(Verdict.FAILED)
+    if fetched.checker_error:
+        checks.append(Check("fetch", F, "the contract checker itself failed (harness bug)",
+                            log=str(fetched.run.log_path)))
+        return finish(Verdict.ERROR)
+    if fetched.failed_checks:
+        checks.append(Check("fetch", F, "the encoder did not construct with network on",
+                            log=str(fetched.run.log_path)))
+        checks.extend(Check.from_agent(c, fetched.run.log_path) for c in fetched.failed_checks)
+        return finish(Verdict.FAILED)
+    checks.append(Check("fetch", P, "constructed with network on; downloads cached"))
+
+    t0 = time.monotonic()
+    progress(f"check: running the contract checker in the sandbox ({profile.name} profile, network off)")
+    checked = check(client, CheckSpec(submission, built.image, profile, log_dir, gpu, spec.max_seconds))
+    timed("check", t0)
+    run = checked.run
+    logs["check"] = str(run.log_path)
+    if run.outcome.is_infra_failure:
+        checks.append(Check("check", F, f"infrastructure: {run.detail}", log=str(run.log_path)))
+        return finish(Verdict.ERROR)
+    resources.update(peak_host_memory_bytes=run.peak_memory_bytes, host_memory_limit_bytes=profile.memory_bytes,
+                     peak_gpu_memory_bytes=run.peak_gpu_bytes,
+                     gpu_memory_limit_bytes=profile.gpu.memory_bytes if profile.gpu else None)
+    if run.outcome is not Outcome.OK:
+        checks.append(sandbox_failure("check", run, profile))
+        checks.extend(Check.from_agent(c, run.log_path) for c in checked.failed_checks)
+        return finish(Verdict.FAILED)
+    if checked.report is None:
+        checks.append(Check("check", F, checked.problem or "no report", log=str(run.log_path),
+                            found=run.log_tail(600).strip() or None))
+        return finish(Verdict.FAILED)
+    if checked.checker_error:
+        checks.append(Check("check", F, "the contract checker itself failed (harness bug)", log=str(run.log_path)))
+        return finish(Verdict.ERROR)
+    checks.append(Check("sandbox", P, f"check stage ran in {run.duration_s:.1f} s, "
+                                      f"peak host memory {(run.peak_memory_bytes or 0) / 2**20:.0f} MiB"))
+    checks.extend(Check.from_agent(c, run.log_path) for c in checked.checks)
+    checker = {k: checked.report.get(k) for k in ("environment", "throughput", "timings", "resources")}
+    return finish(Verdict.PASSED if checked.ok else Verdict.FAILED, checker)

@@ -1,0 +1,10 @@
+"""rank: the last stage. Verified results (and published reference rows) become the two leaderboards.
+
+    inputs (verify, read)  ->  tasksets (which tasks)  ->  formula (normalise, weight, tie)
+        ->  board (leaderboard.json, schema-checked)  ->  outputs / page (CSV, Markdown, index.html)
+
+The page and the files are rendered from the validated leaderboard document only, so what a person
+sees is exactly what `leaderboard.json` says. Importing this package reads nothing.
+"""
+
+from __future__ import annotations

@@ -1,0 +1,143 @@
+"""Write the site: leaderboard.json, per-track CSV and Markdown, index.html, and a copy of every
+ranked result's files, so that the folder is self-contained (rows link to `results/<sha>/...`
+relative to it, and `aecc verify SITE/results --pubkey ...` checks them offline).
+
+Every file is rendered from the validated document; a CSV cell that a spreadsheet would read as a
+formula (a name starting with = + - @) is quoted with a leading apostrophe.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+
+from harness.errors import UsageError
+from harness.rank.board import Board
+from harness.rank.formula import display
+from harness.rank.inputs import ENVELOPE_NAME, RESULT_NAME
+from harness.rank.page import render_page
+
+JSON_NAME = "leaderboard.json"
+PAGE_NAME = "index.html"
+ENVELOPE_CAP = 32 * 1024 * 1024
+
+
+def csv_name(track: str) -> str:
+    return f"leaderboard-{track}.csv"
+
+
+def md_name(track: str) -> str:
+    return f"leaderboard-{track}.md"
+
+
+def _safe_csv(text: str) -> str:
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def _cell_text(cell: dict | None) -> str:
+    if cell is None:
+        return ""
+    if cell["state"] == "value":
+        return repr(cell["raw"])
+    return cell["state"]
+
+
+def render_csv(document: dict, track: str) -> str:
+    """One row per leaderboard row: rank, tie group, name, scores, provenance, then each task's raw
+    value (or its state: failed, not_run, error)."""
+    board = document["tracks"][track]
+    tasks = [t["task"] for t in board["tasks"]]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["rank", "tie_group", "name", "kind", "provenance", "status", "score", "score_se", "score_public",
+                     "published", "published_matches", "sha256", "lock_sha256", *tasks])
+    for row in board["rows"]:
+        writer.writerow([
+            row["rank"] if row["rank"] is not None else "", row["tie_group"] or "", _safe_csv(row["name"]), row["kind"],
+            row["provenance"], row["status"], "" if row["score"] is None else repr(row["score"]),
+            "" if row["score_se"] is None else repr(row["score_se"]),
+            "" if row["score_public"] is None else repr(row["score_public"]), row["published"] or "",
+            "" if row["published_matches"] is None else str(row["published_matches"]).lower(), row["sha256"] or "",
+            row["lock_sha256"] or "", *[_cell_text(row["cells"].get(t)) for t in tasks],
+        ])
+    return buffer.getvalue()
+
+
+def _md(text: str) -> str:
+    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace("\n", " ") \
+        .replace("[", "\\[").replace("]", "\\]").replace("*", "\\*").replace("_", "\\_").replace("`", "\\`")
+
+
+def render_markdown(document: dict, track: str) -> str:
+    board = document["tracks"][track]
+    rules = document["rules"]
+    lines = [f"## {board['title']}", "",
+             f"Task set `{document['task_set']['name']}` ({len(board['tasks'])} tasks, total weight "
+             f"{board['total_weight']}); missing tasks: `{rules['missing_policy']}` ({rules['missing']}). "
+             f"Ties: {board['tie_rule']}. Formula `{document['formula_version']}`.", "",
+             "| Rank | Name | Score | Public | Published | Provenance | Status |",
+             "|---:|---|---:|---:|---|---|---|"]
+    for row in board["rows"]:
+        rank = "\u2013" if row["rank"] is None else (f"={row['rank']} (T{row['tie_group']})" if row["tie_group"]
+                                                     else str(row["rank"]))
+        published = ""
+        if row["published"] is not None:
+            published = row["published"] + (" \u2713" if row["published_matches"]
+                                             else f" \u2260 {display(row['score'])} \u26a0")
+        lines.append(f"| {rank} | {_md(row['name'])} | {row['score_display']} | {display(row['score_public'])} | "
+                     f"{published} | {row['provenance_label']} | {row['status']} |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _copy_results(board: Board, site: Path) -> None:
+    for loaded in board.inputs.results:
+        target = site / "results" / loaded.sha256
+        target.mkdir(parents=True, exist_ok=True)
+        # The verified payload, not the file that was beside it: they are equal (the verifier checked),
+        # and for an unsigned result this is the schema-checked document that was ranked.
+        _write(target / RESULT_NAME, json.dumps(loaded.result, indent=2, ensure_ascii=False) + "\n")
+        if loaded.envelope is not None:
+            from harness.safeio import read_capped
+
+            (target / f".{ENVELOPE_NAME}.tmp").write_bytes(read_capped(loaded.envelope, ENVELOPE_CAP))
+            os.replace(target / f".{ENVELOPE_NAME}.tmp", target / ENVELOPE_NAME)
+        else:
+            (target / ENVELOPE_NAME).unlink(missing_ok=True)
+
+
+def write_site(board: Board, site: Path) -> dict[str, Path]:
+    """Write every output into `site` (created if missing) and return them by kind.
+
+    Raises:
+        UsageError: `site` exists and is not a folder, or cannot be written.
+    """
+    site = Path(site)
+    if site.exists() and not site.is_dir():
+        raise UsageError(f"--out {site} is not a folder", expected="a folder (created if missing)",
+                         found="a file", fix="choose another --out")
+    try:
+        site.mkdir(parents=True, exist_ok=True)
+        document = board.document
+        written = {"json": site / JSON_NAME, "page": site / PAGE_NAME}
+        _write(written["json"], json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+        for track in ("A", "B"):
+            written[f"csv-{track}"] = site / csv_name(track)
+            written[f"md-{track}"] = site / md_name(track)
+            _write(written[f"csv-{track}"], render_csv(document, track))
+            _write(written[f"md-{track}"], render_markdown(document, track))
+        _copy_results(board, site)
+        _write(written["page"], render_page(document))
+    except OSError as exc:
+        raise UsageError(f"cannot write the site into {site}", expected="a writable folder",
+                         found=exc.strerror or str(exc), fix="choose another --out") from None
+    return written

@@ -1,0 +1,211 @@
+"""Score stage (trusted runtime image, network off): embeddings + labels -> X-ARES's Track A and B.
+
+`checker.score` joins the untrusted embeddings with the trusted per-sample meta by position,
+writes the encoded shards X-ARES's own `make_encoded_tar` would have written into a scratch env
+that belongs to this submission and task, and calls X-ARES's `run_mlp` (Track A) and `run_knn`
+(Track B). The harness does not re-implement the probes.
+
+An embeddings problem (shape, count, NaN/Inf) fails its task: the submission's fault. X-ARES failing
+on a task is an infrastructure error. The container can start warm (`start`): it imports X-ARES
+while build, fetch and encode run and sees the prepared cache and the submission's run folder
+read-only as whole folders (what lands in them later is visible; a per-task mount would pin a
+folder that encode replaces), with one fresh writable work folder per task.
+
+Pretrained dependencies (librispeech's Qwen2.5, clotho's BERT tokenizer) come from the offline model
+store (`harness.tasks.models`): verified against its manifest before the container starts, mounted
+read-only at /models in this container only, with the Hugging Face libraries forced offline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import shutil
+from pathlib import Path
+from typing import Any, Callable
+
+from checker.jobs import (
+    EncoderAttributes,
+    Mode,
+    ScoreFailure,
+    ScoreFailureKind,
+    ScoreJob,
+)
+from harness.errors import InfraError
+from harness.safeio import read_json
+from harness.sandbox.agent import agent_mount
+from harness.sandbox.profiles import SandboxProfile, Stage
+from harness.sandbox.spec import Mount, RunResult
+from harness.sandbox.warm import WarmStage
+from harness.stages import prepare as prepare_stage
+from harness.tasks.arguments import TaskRef
+
+ANSWER_CAP = 16 * 1024**2
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoreSpec:
+    tasks: tuple[TaskRef, ...]
+    runs: Path  # the submission's run folder: <runs>/<task>/{embeddings,work}
+    encoder_name: str  # the stand-in class X-ARES keys its caches by: unique per submission
+    runtime: str
+    profile: SandboxProfile
+    log_dir: Path
+    mode: Mode = Mode.UNIQUE
+    repeats: int = 1
+    seeds: dict[str, int] = dataclasses.field(default_factory=dict)  # task label -> Track A base seed
+    gpu: str | None = None  # the GPU X-ARES trains its probes on (trusted code; one stage per GPU)
+    models: Path | None = None  # the offline model store (harness.tasks.models), mounted read-only at /models
+
+
+@dataclasses.dataclass
+class ScoreContainer:
+    """A score container started ahead of its jobs, and which work folder each task has."""
+
+    stage: WarmStage
+    slots: dict[str, int]
+
+
+@dataclasses.dataclass(frozen=True)
+class Scored:
+    """One task's answer: X-ARES's numbers, or why the submission failed it."""
+
+    score: dict[str, Any] | None
+    failure: str = ""
+    run: RunResult | None = None  # the container that scored it (its peaks, measured from the host)
+
+    @property
+    def ok(self) -> bool:
+        return self.score is not None
+
+
+def derive_seed(base: int, *parts: object) -> int:
+    """A 32-bit seed from a base seed and labels (the same derivation `checker.score` uses inside)."""
+    digest = hashlib.sha256("|".join([str(base), *map(str, parts)]).encode()).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
+def work_dir(runs: Path, task: TaskRef) -> Path:
+    return runs / task.label / "work"
+
+
+def check_models(spec: ScoreSpec) -> Any:
+    """The verified model store, after checking that it holds what every task of `spec` loads.
+
+    Runs before the container starts, so a store that does not match its manifest, or lacks a
+    model a task needs, stops the run before any work; so does the real bf16 Qwen on a profile
+    without a GPU (with transformers 5 X-ARES cannot train it on a CPU).
+
+    Raises:
+        InfraError: a file that does not match the manifest (named), a missing model, a CPU-only profile
+            for a bf16 model.
+    """
+    from harness.tasks import models
+
+    store = models.verify_store(spec.models) if spec.models is not None else None
+    for task in spec.tasks:
+        needed = models.task_dependencies(task)
+        reason = models.no_model_reason(needed, store, spec.models)
+        if reason is not None:
+            raise InfraError(f"task {task.label} cannot be scored: {reason}",
+                             expected="a model store holding " + ", ".join(models.dependency(n).describe
+                                                                          for n in needed),
+                             found=str(spec.models) if spec.models else "no --models",
+                             fix="`aecc models fetch --out DIR` on a machine with hub access, then --models DIR")
+        problem = models.cpu_problem(needed, store) if spec.profile.gpu is None else None
+        if problem is not None:
+            raise InfraError(f"task {task.label} cannot be scored with profile {spec.profile.name}: {problem}",
+                             expected="a GPU profile (t4) for this task", found=f"profile {spec.profile.name}",
+                             fix="score it on a GPU machine (--profile t4)")
+    return store
+
+
+def start(client: Any, spec: ScoreSpec, *, max_wait_s: float) -> ScoreContainer:
+    """The score container for `spec.tasks`, importing X-ARES while the stages before it run.
+
+    Raises:
+        InfraError: the model store (`spec.models`) is refused or lacks what a task loads (`check_models`).
+    """
+    from harness.sandbox.agent import OFFLINE_ENV
+    from harness.tasks.models import MOUNT_TARGET
+
+    check_models(spec)
+    spec.runs.mkdir(parents=True, exist_ok=True)
+    mounts = [Mount(prepare_stage.cache_root(), "/prepared"), Mount(spec.runs, "/runs")]
+    if spec.models is not None:
+        # trusted container only: the submission's build, fetch, check and encode never mount it
+        mounts.append(Mount(Path(spec.models).expanduser().resolve(), MOUNT_TARGET, read_only=True))
+    for i, task in enumerate(spec.tasks):
+        work = work_dir(spec.runs, task)
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        work.chmod(0o777)
+        mounts += [Mount(work, f"/work/{i}", read_only=False), *task.mounts()]
+    # Offline from the start: the Hugging Face libraries read these when X-ARES imports them (warm)
+    env = {**OFFLINE_ENV, "HF_HUB_DISABLE_TELEMETRY": "1"}
+    stage = WarmStage(client, spec.profile, stage=Stage.SCORE, image=spec.runtime, agent_mount=agent_mount(),
+                      then="checker.score", warm=("xares.task",), mounts=mounts, log_path=spec.log_dir / "score.log",
+                      max_wait_s=max_wait_s, gpu_uuid=spec.gpu, env=env)
+    stage.start(spec.profile.stage(Stage.SCORE).wall_clock_s * len(spec.tasks))
+    return ScoreContainer(stage, {task.label: i for i, task in enumerate(spec.tasks)})
+
+
+def score(client: Any, spec: ScoreSpec, attributes: EncoderAttributes, prepared: dict[str, Path],
+          embeddings: dict[str, Path], *, warm: ScoreContainer | None = None,
+          progress: Callable[[str], None] = print) -> dict[str, Scored]:
+    """X-ARES's Track A and B for every task of `spec` that has embeddings.
+
+    Raises:
+        InfraError: the engine failed, or X-ARES failed on a task (its traceback is in the log).
+    """
+    tasks = [t for t in spec.tasks if t.label in embeddings]
+    if not tasks:
+        if warm is not None:
+            warm.stage.cancel()
+        return {}
+    progress(f"score: X-ARES Track A (x{spec.repeats}) and Track B for {len(tasks)} task(s)")
+    limit = spec.profile.stage(Stage.SCORE).wall_clock_s * len(tasks)
+    with contextlib.ExitStack() as stack:
+        if warm is None:
+            warm = start(client, dataclasses.replace(spec, tasks=tuple(tasks)), max_wait_s=60)
+            stack.enter_context(warm.stage)
+        jobs = []
+        for task in tasks:
+            i = warm.slots[task.label]
+            jobs.append(ScoreJob(
+                task=task.module, config_function=task.config_function,
+                prepared=f"/prepared/{prepared[task.label].relative_to(prepare_stage.cache_root())}",
+                embeddings=f"/runs/{embeddings[task.label].relative_to(spec.runs)}",
+                work=f"/work/{i}", seed=spec.seeds.get(task.label, 0), out=f"/work/{i}/score.json"))
+        # The jobs file goes beside the go file: the harness alone writes there.
+        from harness.tasks.models import MOUNT_TARGET
+
+        models = ["--models", MOUNT_TARGET] if spec.models is not None else []
+        warm.stage.go(["--jobs", "/ctl/jobs.json", "--encoder-name", spec.encoder_name, *attributes.to_args(),
+                       "--mode", spec.mode.value, "--repeats", str(spec.repeats), *models],
+                      limit_s=limit, files={"jobs.json": [dataclasses.asdict(j) for j in jobs]})
+        result = warm.stage.result()
+    result.raise_for_infra()
+    scored: dict[str, Scored] = {}
+    for task in tasks:
+        work = work_dir(spec.runs, task)
+        data = read_json(work / "score.json", ANSWER_CAP) if (work / "score.json").is_file() else None
+        failure = ScoreFailure.from_dict(data) if data is not None else None
+        if data is None or (failure is not None and failure.kind is ScoreFailureKind.SCORING):
+            raise InfraError(f"scoring task {task.label} failed ({result.outcome.value})",
+                             expected="X-ARES's probes to finish",
+                             found=(failure.detail if failure else "") or result.log_tail(1500).strip() or result.detail,
+                             log_path=result.log_path)
+        if failure is not None:
+            scored[task.label] = Scored(None, f"the embeddings do not match the prepared audio: {failure.detail}",
+                                        result)
+            continue
+        bad = {split: c["nonfinite_samples"] for split, c in data["counts"].items() if c["nonfinite_samples"]}
+        if bad:
+            # X-ARES would train on them and report a meaningless number; the harness refuses.
+            scored[task.label] = Scored(None, f"embeddings contain NaN or Inf (samples per split: {bad})", result)
+            continue
+        scored[task.label] = Scored(data, run=result)
+        shutil.rmtree(work / "env", ignore_errors=True)  # encoded shards: big, and recomputable
+    return scored

@@ -1,0 +1,44 @@
+"""`aecc score` refuses bad arguments before any work: tasks resolve to a registry entry or a task
+file (checked without running it), unknown names suggest the right one, and a malformed spec (no
+tasks, a missing data folder, an unknown mode) is a usage error, never a started run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.errors import UsageError
+from harness.pipelines.score import ScoreSettings
+from harness.tasks.arguments import resolve_task, resolve_tasks
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def test_registry_name_resolves_to_xares_module():
+    task = resolve_task("esc50")
+    assert (task.module, task.config_function, task.file) == ("tasks.esc50_task", "esc50_config", None)
+
+
+def test_task_file_resolves_with_its_literal_name():
+    task = resolve_task(str(REPO / "demo_tasks" / "tiny_crop_task.py"))
+    assert task.task_name == "tiny_crop" and task.module == "/tasks/tiny_crop_task.py"
+    assert task.file == (REPO / "demo_tasks" / "tiny_crop_task.py").resolve()
+
+
+def test_unknown_name_suggests(tmp_path):
+    with pytest.raises(UsageError, match="Did you mean: esc50"):
+        resolve_task("esc5")
+
+
+@pytest.mark.parametrize("bad", [dict(tasks=()), dict(mode="fast"), dict(repeats=0), dict(data=Path("/nonexistent")),
+                                 dict(block_on={"no_such_check"})])
+def test_malformed_settings_are_a_usage_error(tmp_path, bad):
+    fields = dict(data=tmp_path, tasks=(resolve_task("esc50"),)) | bad
+    with pytest.raises(UsageError):
+        ScoreSettings(**fields)
+
+
+def test_a_task_named_twice_is_a_usage_error():
+    with pytest.raises(UsageError, match="named twice"):
+        resolve_tasks(["esc50", "esc50"])
