@@ -105,7 +105,8 @@ def validate(client: Any, spec: ValidateSpec, build_options: BuildOptions | None
                                      f"({submission.encoder.source.value})"))
 
     t0 = time.monotonic()
-    progress(f"build: image for submission {submission.sha256[:12]} (first time: installs its requirements)")
+    progress(f"build: image for submission {submission.sha256[:12]} "
+             "(made once per ZIP: installs its requirements, then cached)")
     try:
         built = build_submission(client, submission, build_options, log=progress)
     except BuildFailed as exc:
