@@ -725,10 +725,19 @@ class Bench:
 
     # -- locks ----------------------------------------------------------------------------------------
 
+    _crepe_image: str | None = None
+
+    def _drop_crepe_image(self) -> None:
+        if self._crepe_image:
+            subprocess.run(["docker", "rmi", "-f", self._crepe_image], capture_output=True)
+            self._crepe_image = None
+        os.sync()
+        time.sleep(5)  # let the engine's deletion and the kernel's writeback settle
+
     def lock(self, repeat: int) -> None:
         """The CREPE example: its first build resolves and downloads its requirements; with the image
         removed, the rebuild installs its lock (hash-checked, no resolution). Both download every
-        wheel again (~130 MB from PyPI), so the network's moods weigh on both: one pair per repeat."""
+        wheel again (~210 MB from PyPI), so the network's moods weigh on both: one pair per repeat."""
         home = self.fresh_home(f"lock-{repeat}")
         dest = self.work / "submissions" / f"crepe-{uuid.uuid4().hex[:8]}"
         shutil.copytree(REPO / "examples" / "crepe_encoder", dest, ignore=shutil.ignore_patterns("__pycache__"))
@@ -736,14 +745,17 @@ class Bench:
             fh.write(f"# aecc bench lock {uuid.uuid4().hex}\n")
         builds = {}
         for which in ("cold", "lock"):
+            # Both builds start from the same state: the CREPE image made just before (the previous
+            # repeat's lock build, or this repeat's cold one) removed and the disk flushed. When only
+            # the lock build followed such a removal it measured 1.23x the cold one (20261129T043041Z);
+            # from the same state the two are at parity (20261129T055715Z).
+            self._drop_crepe_image()
             seconds, report = self.validate_once(dest, f"lock-{which}-{repeat}", home)
             build = ((report or {}).get("timings") or {}).get("build_s")
             builds[which] = build
-            image = ((report or {}).get("submission") or {}).get("image")
+            self._crepe_image = ((report or {}).get("submission") or {}).get("image")
             source = (((report or {}).get("submission") or {}).get("lock") or {}).get("source")
             progress(f"CREPE build ({which}) r{repeat}: build stage {build} s, lock {source}")
-            if which == "cold" and image:
-                subprocess.run(["docker", "rmi", "-f", image], capture_output=True)
         self.rec.add("crepe_build_cold_s", builds.get("cold"))
         self.rec.add("crepe_build_lock_s", builds.get("lock"))
         if builds.get("cold") and builds.get("lock"):
