@@ -261,14 +261,14 @@ def submitted_job(run: subprocess.CompletedProcess) -> str:
     return found.group(1)
 
 
-def wait_for(condition, what: str, timeout: float = 1200, poll: float = 0.5):
+def wait_for(condition, what: str, timeout: float = 1200, poll: float = 0.5, explain=None):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()
         if value:
             return value
         time.sleep(poll)
-    raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(f"timed out waiting for {what}" + (f"; {explain()}" if explain else ""))
 
 
 def scheduler_of(out: Path, sha: str) -> dict:
@@ -461,9 +461,21 @@ def test_slurm_scores_like_local_through_a_requeue_a_hard_kill_and_resubmissions
     assert (out / "journal" / "leases" / f"{order[1]}.json").exists(), "the dead worker's lease is left"
     log = out / "slurm" / "logs" / f"{job}_1.out"
     slurm.run("scontrol", "requeue", f"{job}_1")
-    slurm.run("scontrol", "update", f"JobId={job}_1", "StartTime=now")
-    rerun = wait_for(lambda: scheduler_of(out, order[1]).get("pid") not in (None, dead)
-                     and scheduler_of(out, order[1]), "task 1 running again", timeout=300)
+
+    def started_again():
+        # A requeued job waits out Slurm's requeue delay (its BeginTime). An update that lands while
+        # the requeue is still completing is overwritten by it, so it is repeated while the job waits.
+        if slurm.squeue_state(f"{job}_1").startswith("PENDING"):
+            slurm.run("scontrol", "update", f"JobId={job}_1", "StartTime=now", check=False)
+        info = scheduler_of(out, order[1])
+        return info if info.get("pid") not in (None, dead) else None
+
+    def queue() -> str:
+        return slurm.run("squeue", "--noheader", "--array", "--states=all", f"--jobs={job}",
+                         "--format=%i %T %r %S", check=False).stdout.strip().replace("\n", " | ")
+
+    rerun = wait_for(started_again, "task 1 running again", timeout=300,
+                     explain=lambda: f"squeue: {queue()}; journal: {scheduler_of(out, order[1])}")
     assert rerun["restart_count"] == 1 and rerun["state"] == "RUNNING", rerun
     wait_for(lambda: slurm.running(f"{job}_1", out) and [
         e for e in read_events(out) if e.sha256 == order[1] and e.kind.value == "stage" and e.state == "running"
