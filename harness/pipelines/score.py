@@ -197,10 +197,21 @@ def _write_json(path: Path, data: Mapping[str, Any]) -> None:
     write_atomic(path, json.dumps(data, indent=1))
 
 
+_STAGE_ORDER = ("fetch", "check", "prepare", "encode", "score")
+_PEAK_KEYS = ("peak_host_memory_bytes", "peak_gpu_memory_bytes", "duration_s")
+
+
 class _Timer:
     def __init__(self) -> None:
         self.timings: dict[str, float] = {}
-        self.resources: dict[str, dict] = {}
+        self.resources: dict[str, dict] = {}  # stages that ran in this attempt (empty: nothing ran)
+        self.resumed: dict[str, dict] = {}  # peaks of stages an earlier attempt ran, from the journal
+
+    def all_resources(self) -> dict[str, dict]:
+        """Every stage's peaks, in pipeline order whichever attempt ran it."""
+        merged = {**self.resumed, **self.resources}
+        return {stage: merged[stage] for stage in _STAGE_ORDER if stage in merged} \
+            | {stage: peaks for stage, peaks in merged.items() if stage not in _STAGE_ORDER}
 
     @contextlib.contextmanager
     def lap(self, name: str):
@@ -283,6 +294,7 @@ def _score_one(ctx: Context, submission: Submission, arrivals: list[dict], state
     done = state.done("fetch", key=fetch_key) if state else None
     if done is not None and done.data.get("attributes"):
         attributes = EncoderAttributes.from_dict(done.data["attributes"])
+        timer.resumed["fetch"] = {k: done.data[k] for k in _PEAK_KEYS if k in done.data}
         say("fetch: done earlier (resumed)")
     else:
         journal.submission(sha, SubmissionState.FETCHING)
@@ -304,6 +316,7 @@ def _score_one(ctx: Context, submission: Submission, arrivals: list[dict], state
     done = state.done("check", key=check_key) if state else None
     if done is not None:
         checks_summary = done.data["checks"]
+        timer.resumed["check"] = {k: done.data[k] for k in _PEAK_KEYS if k in done.data}
         say("check: done earlier (resumed)")
     else:
         journal.submission(sha, SubmissionState.CHECKING)
@@ -552,7 +565,7 @@ def _assemble(ctx: Context, submission: Submission, arrivals: list[dict], built:
         "environment": {"profile": ctx.profile.name, "gpu_uuid": ",".join(ctx.slots.capacity.gpus) or None,
                         "host": socket.gethostname(), "models_manifest_sha256": models_digest(settings)},
         "resources": {stage: {**peaks, "duration_s": peaks.get("duration_s") or timer.timings.get(f"{stage}_s")}
-                      for stage, peaks in timer.resources.items()},
+                      for stage, peaks in timer.all_resources().items()},
     }
     return ScoreResult(
         submission=info,

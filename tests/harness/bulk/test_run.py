@@ -291,6 +291,9 @@ def test_kill_at_three_moments_then_resume_gives_the_uninterrupted_results(clien
             assert mine["task"] == theirs["task"] and mine["outcome"] == theirs["outcome"] == "scored"
             assert mine["track_b"] == theirs["track_b"], (stage, mine["task"])
             assert mine["track_a_detail"]["values"] == theirs["track_a_detail"]["values"], (stage, mine["task"])
+        # Killed in encode or score, the rerun takes fetch and check from the journal: their peaks stay.
+        assert list(got["resources"])[:2] == ["fetch", "check"], (stage, list(got["resources"]))
+        assert got["resources"]["check"]["peak_host_memory_bytes"] > 0, stage
         doc = status(out)
         assert len(doc["submissions"]) == 1 and doc["submissions"][0]["state"] == "done"
         assert [t["task"] for t in doc["submissions"][0]["tasks"]] == ["tiny_tones", "tiny_crop"]
