@@ -32,7 +32,7 @@ DEMO_ENV ?= $(HOME)/.aecc/demo-env
 DEMO_OUT ?= $(HOME)/.aecc/demo-results
 
 demo-data: venv tools
-	$(BIN)/python -m harness.tasks.demo $(DEMO_ENV)
+	$(BIN)/python -m harness.demodata $(DEMO_ENV)
 	chmod -R a+rX $(DEMO_ENV)
 
 images: venv engine

@@ -19,17 +19,18 @@ SPLITS = (1200, 300, 300)  # train, valid, test
 
 
 def spec():
-    from harness.tasks import demo
+    from harness.demodata.specs import TaskSpec, _single_label_plan, _std_splits
+    from harness.demodata.tiny import TONES_CLASSES, _make_tones
 
     train, valid, test = SPLITS
-    return demo.TaskSpec(NAME, demo.TONES_CLASSES, demo._std_splits(train, valid, test, train_shards=4),
-                         demo._make_tones, demo._single_label_plan(demo.TONES_CLASSES))
+    return TaskSpec(NAME, TONES_CLASSES, _std_splits(train, valid, test, train_shards=4),
+                    _make_tones, _single_label_plan(TONES_CLASSES))
 
 
 def generate(env_dir: Path, seed: int = 0) -> dict:
-    from harness.tasks import demo
+    from harness import demodata
 
-    manifest = demo.generate_task(Path(env_dir), spec(), seed, {})
+    manifest = demodata.generate_task(Path(env_dir), spec(), seed, {})
     (Path(env_dir) / NAME).chmod(0o755)
     return manifest
 

@@ -8,9 +8,11 @@ Colab T4. On a T4 runtime this run measures the real thing: the move to CUDA, th
 encoder peaks at (`torch.cuda.max_memory_allocated`), its throughput and the projected evaluation
 time. It runs the same checks as `aecc validate` (`checker.contract.Checker`, the fetch phase —
 import, class, construction, attributes, with network — then the check phase, in one process)
-and writes the same report (harness/schemas/validation-report.schema.json) with the same exit
-codes: 0 passed, 1 the submission must be fixed, 2 usage or infrastructure (torch missing,
-`--device cuda` without a GPU, the checker's own failure).
+and writes the same report (harness/schemas/validation-report.schema.json) with the same verdict
+(`checker.verdict`) and exit codes: 0 when no rule or scoring check failed (`--strict`: no advisory
+either), 1 otherwise, 2 usage or infrastructure (torch missing, `--device cuda` without a GPU, the
+checker's own failure). A forward call that never returns is stopped by the watchdog
+(`checker.watchdog`), which finishes the report and exits.
 
 What it does NOT give, and says so in its output and its report (`isolation`, and a `sandbox`
 check with status warning): a sandbox. The encoder runs in this Python process with the caller's
@@ -44,7 +46,9 @@ from typing import Any, Callable, Iterator
 
 from checker import discover
 from checker.junit import junit_xml
+from checker.jobs import level_of
 from checker.report import CheckReport, CheckResult, CheckStatus, Phase, clip_text
+from checker.verdict import Outcome, Summary, summarise
 
 PROFILE = "in-place"
 #: `schema_version` of validation reports: harness.schemas.SCHEMA_VERSION (tests keep them equal)
@@ -160,6 +164,15 @@ def _checker_class() -> type:
     class InPlaceChecker(Checker):
         progress: Callable[[str], None] = staticmethod(_print_to(sys.stderr))
         _phase_shown: str | None = None
+        #: finishes the whole in-place run (report files, terminal) when a forward call hangs
+        on_stopped: Callable[[CheckReport], int] | None = None
+
+        def on_forward_timeout(self, call: Any) -> int:
+            self.record_forward_timeout(call)
+            self.progress(f"aecc: forward_timeout: {call.describe()}; stopping")
+            if self.on_stopped is None:
+                return EXIT_FAILED
+            return self.on_stopped(self.report)
 
         def begin(self, check_id: str, **details: Any) -> None:
             phase = "fetch" if check_id in FETCH_CHECK_IDS else "check"
@@ -190,8 +203,13 @@ def _in_place_environment() -> Iterator[None]:
             os.environ.pop(GPU_LIMIT_ENV, None)
 
 
-def run_checks(target: Target, max_seconds: float, device: str) -> CheckReport:
+def run_checks(target: Target, max_seconds: float, device: str,
+               on_stopped: Callable[[CheckReport], int] | None = None) -> CheckReport:
     """Every check of both phases on `target`, in this process; the report says what happened.
+
+    `on_stopped(report)` finishes the run when a forward call outlives its budget (the watchdog's
+    thread calls it with the main thread still stuck in the encoder; the process then exits with
+    what it returns).
 
     Raises:
         UsageProblem: torch is not importable here (exit 2).
@@ -211,6 +229,7 @@ def run_checks(target: Target, max_seconds: float, device: str) -> CheckReport:
                               phase=Phase.CHECK, max_seconds=max_seconds, device=device)
             setup()
             checker = _checker_class()(options)
+            checker.on_stopped = on_stopped
             report = checker.report
             checker.run()
         except SubmissionError as err:  # a submission call escaped a check: still the submission's fault
@@ -232,8 +251,8 @@ def run_checks(target: Target, max_seconds: float, device: str) -> CheckReport:
 
 
 def _check(check_id: str, status: CheckStatus, message: str, **kw: Any) -> dict:
-    return {k: v for k, v in {"id": check_id, "status": status.value, "message": message, **kw}.items()
-            if v is not None}
+    return {k: v for k, v in {"id": check_id, "status": status.value, "message": message, **kw,
+                              "level": _level(check_id)}.items() if v is not None}
 
 
 def _from_checker(data: dict) -> dict:
@@ -241,7 +260,13 @@ def _from_checker(data: dict) -> dict:
     out = {k: data.get(k) for k in ("id", "status", "message", "expected", "found", "fix")}
     if data.get("details"):
         out["details"] = data["details"]
+    out["level"] = _level(data["id"])
     return {k: v for k, v in out.items() if v is not None}
+
+
+def _level(check_id: str) -> str | None:
+    level = level_of(check_id)
+    return None if level is None else level.value
 
 
 def _error_check(error: str) -> dict:
@@ -308,7 +333,7 @@ def _t4_summary(data: dict) -> dict:
 
 
 def build_report(source: str, target: Target | None, checks: list[dict], checker_report: CheckReport | None,
-                 timings: dict[str, float], status: str) -> dict:
+                 timings: dict[str, float], verdict: Summary) -> dict:
     """The validation report (harness/schemas/validation-report.schema.json) of an in-place run."""
     submission: dict[str, Any] = {"source": source}
     if target is not None:
@@ -334,6 +359,7 @@ def build_report(source: str, target: Target | None, checks: list[dict], checker
         checker["t4"] = _t4_summary(data)
         if data.get("error"):
             checker["error"] = data["error"]
+    status = "error" if verdict.outcome is Outcome.ERROR else ("passed" if verdict.ok else "failed")
     report = {
         "schema_version": REPORT_SCHEMA_VERSION,
         "status": status,
@@ -344,6 +370,7 @@ def build_report(source: str, target: Target | None, checks: list[dict], checker
         "timings": timings,
         "logs": {},
         "isolation": dict(ISOLATION),
+        "verdict": verdict.to_dict(),
     }
     if checker is not None:
         report["checker"] = checker
@@ -361,11 +388,7 @@ def render(report: dict, out: Callable[[str], None]) -> None:
     counts: dict[str, int] = {}
     for c in report["checks"]:
         counts[c["status"]] = counts.get(c["status"], 0) + 1
-        out(f"  {c['status'].upper():8} {c['id']:24} {c['message']}")
-        if c["status"] in ("failed", "warning"):
-            for key in ("expected", "found", "fix"):
-                if c.get(key) is not None:
-                    out(f"  {'':8} {'':24}   {key}: {c[key]}")
+        out(f"  {c['status'].upper():8} {c.get('level') or '-':8} {c['id']:24} {c['message']}")
     t4 = (report.get("checker") or {}).get("t4")
     if t4:
         if t4["projected_seconds"] is not None:
@@ -385,10 +408,10 @@ def render(report: dict, out: Callable[[str], None]) -> None:
                     f"(T4 about {T4_GPU_MEMORY_BYTES / 2**30:g} GiB usable)"
         out(line)
     out("NOTE: " + NO_SANDBOX)
-    note = {"passed": "the encoder meets the contract", "failed": "the submission must be fixed (see above)",
-            "error": "not the submission's fault: the checker could not do its job (see above)"}[report["status"]]
+    for line in Summary.from_dict(report["verdict"]).lines():
+        out(line)
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-    out(f"{report['status'].upper()}: {note}  ({summary}; {report['timings'].get('total_s', 0):.1f} s)")
+    out(f"exit {report['verdict']['exit_code']} ({summary}; {report['timings'].get('total_s', 0):.1f} s)")
 
 
 # ------------------------------------------------------------------ command line
@@ -400,8 +423,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Check an audio encoder against the X-ARES contract in this Python (no Docker, NO sandbox) "
                     "and write the same report as `aecc validate`.",
         epilog="examples:\n  python -m checker my-fork/\n  python -m checker my-fork/my_encoder.py:MyEncoder "
-               "--json-out report.json --junit-out junit.xml\n\nexit status: 0 passed, 1 the submission must be "
-               "fixed, 2 usage or infrastructure",
+               "--json-out report.json --junit-out junit.xml\n\nexit status: 0 no rule or scoring check failed "
+               "(advisories allowed; --strict: none), 1 otherwise, 2 usage or infrastructure",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("path", metavar="PATH[:Class]", help="a submission folder or FILE.py, optionally :ClassName")
@@ -412,6 +435,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="time budget of the checks; lengths that would exceed it are skipped (default 600)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                         help="auto: CUDA when a GPU is visible (default)")
+    parser.add_argument("--strict", action="store_true",
+                        help="advisories fail too (exit 1); by default only rule and scoring failures do")
     return parser
 
 
@@ -430,13 +455,14 @@ class Run:
     target: Target | None = None
     checker_report: CheckReport | None = None
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
+    strict: bool = False
+    started: float = dataclasses.field(default_factory=time.monotonic)
 
-    @property
-    def status(self) -> str:
-        if any(c["id"] in ERROR_CHECK_IDS and c["status"] == "failed" for c in self.checks) \
-                or (self.checker_report is not None and self.checker_report.error is not None):
-            return "error"
-        return "failed" if any(c["status"] == "failed" for c in self.checks) else "passed"
+    def verdict(self) -> Summary:
+        error = next((c["message"] for c in self.checks if c["id"] in ERROR_CHECK_IDS and c["status"] == "failed"), None)
+        if error is None and self.checker_report is not None and self.checker_report.error is not None:
+            error = "the contract checker itself failed"
+        return summarise(self.checks, error=error, strict=self.strict)
 
 
 def check_in_place(args: argparse.Namespace, run: Run) -> None:
@@ -460,20 +486,30 @@ def check_in_place(args: argparse.Namespace, run: Run) -> None:
         run.timings["discover_s"] = round(time.monotonic() - started, 3)
     run.checks += [_discover_check(run.target), _sandbox_check()]
     started = time.monotonic()
-    run.checker_report = run_checks(run.target, args.max_seconds, args.device)
-    run.timings["check_s"] = round(time.monotonic() - started, 3)
-    run.checks += [_from_checker(c) for c in run.checker_report.to_dict()["checks"]]
-    if run.checker_report.error is not None:
-        run.checks.append(_error_check(run.checker_report.error))
+
+    def stopped(report: CheckReport) -> int:
+        """A forward call hung: finish the run from the watchdog's thread."""
+        collect(report)
+        run.timings["total_s"] = round(time.monotonic() - run.started, 3)
+        return finish(run, args)
+
+    def collect(report: CheckReport) -> None:
+        run.checker_report = report
+        run.timings["check_s"] = round(time.monotonic() - started, 3)
+        run.checks += [_from_checker(c) for c in report.to_dict()["checks"]]
+        if report.error is not None:
+            run.checks.append(_error_check(report.error))
+
+    collect(run_checks(run.target, args.max_seconds, args.device, on_stopped=stopped))
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run once per process (the encoder's module stays imported). Returns the exit status."""
     args = build_parser().parse_args(argv)
-    json_out = os.path.abspath(args.json_out) if args.json_out else None  # before the checker's chdir
-    junit_out = os.path.abspath(args.junit_out) if args.junit_out else None
-    started = time.monotonic()
-    run = Run(source=args.path)
+    # before the checker's chdir
+    args.json_out = os.path.abspath(args.json_out) if args.json_out else None
+    args.junit_out = os.path.abspath(args.junit_out) if args.junit_out else None
+    run = Run(source=args.path, strict=args.strict)
     print("aecc: " + NO_SANDBOX, file=sys.stderr, flush=True)
     try:
         check_in_place(args, run)
@@ -482,16 +518,22 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug of this module, or a file it could not read: never the submission's fault
         run.checks.append(_check("check", F, "the in-place checker itself failed (not the submission's fault)",
                                  found=clip_text("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))))
-    run.timings["total_s"] = round(time.monotonic() - started, 3)
-    report = build_report(run.source, run.target, run.checks, run.checker_report, run.timings, run.status)
+    run.timings["total_s"] = round(time.monotonic() - run.started, 3)
+    return finish(run, args)
+
+
+def finish(run: Run, args: argparse.Namespace) -> int:
+    """Write the report files, print the verdict; returns the exit status (the verdict's)."""
+    verdict = run.verdict()
+    report = build_report(run.source, run.target, run.checks, run.checker_report, run.timings, verdict)
     try:
-        _write(json_out, (json.dumps(report, indent=2, allow_nan=False) + "\n").encode("utf-8"))
-        _write(junit_out, junit_xml(report, suite_name="aecc-in-place"))
+        _write(args.json_out, (json.dumps(report, indent=2, allow_nan=False) + "\n").encode("utf-8"))
+        _write(args.junit_out, junit_xml(report, suite_name="aecc-in-place"))
     except OSError as exc:
         print(f"aecc: cannot write the report: {exc}", file=sys.stderr)
         return EXIT_ERROR
     render(report, _print_to(sys.stdout))
-    return {"passed": EXIT_PASSED, "failed": EXIT_FAILED, "error": EXIT_ERROR}[report["status"]]
+    return verdict.exit_code
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import traceback
 from typing import Any, Callable
 
 from checker.report import CheckReport, CheckResult, CheckStatus, Phase, clip_text
+from checker.watchdog import Call, Watchdog
 
 P, F, W, S = CheckStatus.PASSED, CheckStatus.FAILED, CheckStatus.WARNING, CheckStatus.SKIPPED
 
@@ -31,11 +32,13 @@ CHECK_IDS: tuple[str, ...] = (
     "attr_hop_size",
     "forward_basic",
     "output_type",
+    "output_dtype",
     "output_rank",
     "output_batch",
     "output_dim_match",
     "forward_lengths",
     "long_input",
+    "forward_timeout",
     "output_frames_positive",
     "frames_track_hop",
     "finite",
@@ -62,11 +65,13 @@ DEPENDS: dict[str, tuple[str, ...]] = {
     "attr_hop_size": ("constructible",),
     "forward_basic": ("nn_module", "attr_sampling_rate"),
     "output_type": ("forward_basic",),
+    "output_dtype": ("output_type",),
     "output_rank": ("forward_basic",),
     "output_batch": ("output_rank",),
     "output_dim_match": ("output_rank", "attr_output_dim"),
     "forward_lengths": ("forward_basic",),
     "long_input": ("forward_lengths",),
+    "forward_timeout": (),
     "output_frames_positive": ("output_rank", "forward_lengths"),
     "frames_track_hop": ("output_rank", "attr_hop_size", "forward_lengths"),
     "finite": ("forward_basic",),
@@ -237,6 +242,35 @@ class CheckerBase:
         self.outputs: dict[str, Any] = {}  # label -> float64 CPU copy of an output, for `finite`
         self.lengths: list[dict] = []  # one row per length tried (forward_lengths + long_input)
         self.basic_input: Any = None
+        self.watchdog = Watchdog(self.on_forward_timeout)
+
+    # --- a forward call past its budget (runs in the watchdog's thread; the process then exits) ----
+
+    def on_forward_timeout(self, call: Call) -> int:
+        """Record the hang as the in-progress check's failure and `forward_timeout`'s, mark what
+        never ran, and write the complete report. Returns the process's exit status (0: a report
+        was written, as `checker.contract` promises)."""
+        self.record_forward_timeout(call)
+        self.save()
+        print(f"aecc-checker: forward_timeout: {call.describe()}", file=sys.stderr, flush=True)
+        return 0
+
+    def record_forward_timeout(self, call: Call) -> None:
+        check_id = self.report.in_progress or "forward_basic"
+        fix = ("make forward return: look for an endless loop, a wait on a lock, a queue or the network (the "
+               "evaluation is offline), or a long input processed in one piece that needs chunking")
+        self.add(check_id, F, f"forward did not return: {call.describe()}", expected=f"within {call.budget_s:.0f} s",
+                 found=f"still running after {time.monotonic() - call.started:.0f} s; stopped", fix=fix,
+                 details=call.to_dict())
+        self.add("forward_timeout", F, call.describe(), expected="every forward call returns within its budget",
+                 found=f"{call.label} still running after {time.monotonic() - call.started:.0f} s", fix=fix,
+                 details={**call.to_dict(), "budget": self.watchdog.budget.to_dict()})
+        for other in CHECK_IDS:
+            if other not in FETCH_CHECK_IDS and self.report.get(other) is None:
+                self.add(other, S, "not run: the process was stopped at a forward call that did not return "
+                         "(forward_timeout)", details={"blocked_by": ["forward_timeout"]})
+        self.report.in_progress = None
+        self.report.complete = True
 
     # --- bookkeeping --------------------------------------------------------------------
 

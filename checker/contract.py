@@ -13,7 +13,8 @@ class name ends in `Encoder`, with `sampling_rate` (int Hz), `output_dim` (int) 
 output_dim`, for inputs of any length up to 10 minutes. X-ARES 0.1.3 itself only tries
 `torch.randn(2, 50000)`; this checker tries what the evaluation will actually send.
 
-Check ids are stable (CI, the host and participants key on them); in report order:
+Check ids are stable (CI, the host and participants key on them); their levels (rule, scoring,
+advice: what a failure costs) are in `checker.jobs.CHECK_LEVELS`. In report order:
 
     import                  the encoder's file imports (by module name, as X-ARES does)
     class_found             the named attribute exists in that module and is a class
@@ -23,14 +24,18 @@ Check ids are stable (CI, the host and participants key on them); in report orde
     attr_sampling_rate      int Hz within 8000..48000 (warning for uncommon rates)
     attr_output_dim         positive int
     attr_hop_size           hop_size_in_ms is a number within 1..1000 ms
-    forward_basic           eval() + forward(randn[2, 1 s]) under torch.inference_mode
-    output_type             forward returns a torch.Tensor of a floating dtype (fp16/bf16: warning)
+    forward_basic           eval() + forward(torch.randn(2, 50000)), X-ARES's own check call, under
+                            torch.inference_mode, after a timed warm-up on 0.5 s (checker.watchdog)
+    output_type             forward returns a torch.Tensor (all X-ARES checks of the type)
+    output_dtype            the tensor has a floating dtype (fp16/bf16: warning); X-ARES accepts any
     output_rank             the output is 3-D [B, T', D]
     output_batch            the output keeps the batch size B
     output_dim_match        D == output_dim
     forward_lengths         forward runs on 0.5 s, 1 s, 3 s, 10 s and 60 s inputs
     long_input              forward runs on a 600 s input (X-ARES promises up to 10 min);
                             skipped, with the reason, when --max-seconds would be exceeded
+    forward_timeout         every forward call returned within its budget (checker.watchdog); a
+                            call past it stops the process, failing this and the check it was in
     output_frames_positive  T' > 0 at every length tried
     frames_track_hop        |T' - duration/hop| <= max(2, 5 %) at every length that gave frames
     finite                  no NaN/Inf in any output
@@ -131,6 +136,7 @@ class Checker(ForwardChecks):
         self.check_frames()
         self.check_finite(torch)
         self.check_memory(torch)
+        self.check_forward_timeout()
         return self.finish()
 
     def finish(self) -> CheckReport:

@@ -14,6 +14,10 @@ to CUDA when there is one, left in whatever mode its constructor set (X-ARES nev
 draw is taken from torch's generator, as the DataLoader iterator X-ARES creates per split does;
 that keeps a stochastic encoder's random stream aligned with X-ARES's.
 
+Every forward is watched (`checker.watchdog`): a 0.5 s warm-up with a fixed budget, then each
+batch with a budget from the encoder's own measured speed, so a hang in the middle of a long task
+fails that task in minutes, not at the stage's wall clock.
+
 Only audio arrives here (no keys, no labels). The output, per batch, is `<batch>.{json,bin}` with
 the embedding tensor; the host counts batches and samples itself and never trusts this process's
 own summary.
@@ -22,6 +26,7 @@ own summary.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
@@ -31,6 +36,7 @@ from pathlib import Path
 
 from checker.batchio import DTYPES, read_tensor, write_tensor
 from checker.jobs import ENCODE_DONE, EncodeJob, read_jobs
+from checker.watchdog import WARMUP_SECONDS, Call, Watchdog
 
 MAX_AUDIO_BATCH = 8 * 1024**3
 
@@ -43,7 +49,35 @@ def load_encoder(submission: str, spec: str):
     return getattr(module, cls_name)()
 
 
-def encode_task(encoder, device, audio_root: Path, out_root: Path, seed: int) -> int:
+def warm_up(encoder, device, watchdog: Watchdog, audio, sampling_rate: int) -> None:
+    """The watchdog's warm-up (its fixed budget) on a 0.5 s crop of the first clip, outside the
+    random stream: torch's, numpy's and Python's generators are restored afterwards, so a
+    stochastic encoder's embeddings stay those X-ARES computes."""
+    import random
+
+    import torch
+
+    crop = audio[:1, : max(1, int(WARMUP_SECONDS * sampling_rate))]
+    python_state = random.getstate()
+    try:
+        import numpy
+
+        numpy_state = numpy.random.get_state()
+    except ImportError:
+        numpy, numpy_state = None, None
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        with watchdog.call("warm-up forward", 1, crop.shape[-1] / sampling_rate), torch.inference_mode():
+            encoder(crop.to(device))
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+    random.setstate(python_state)
+    if numpy is not None:
+        numpy.random.set_state(numpy_state)
+
+
+def encode_task(encoder, device, audio_root: Path, out_root: Path, seed: int, watchdog: Watchdog | None = None,
+                sampling_rate: int | None = None) -> int:
     import torch
 
     torch.manual_seed(seed)  # X-ARES reseeds for every task (TaskConfig and XaresTask)
@@ -62,8 +96,17 @@ def encode_task(encoder, device, audio_root: Path, out_root: Path, seed: int) ->
         batches = sorted(p.name[: -len(".json")] for p in split_in.glob("*.json"))
         for name in batches:
             audio, _header = read_tensor(split_in / name, MAX_AUDIO_BATCH)
-            with torch.inference_mode():
-                embedding = encoder(audio.to(device)).to("cpu").detach()
+            watch = contextlib.nullcontext()
+            if watchdog is not None:
+                if watchdog.budget.reference is None:
+                    warm_up(encoder, device, watchdog, audio, sampling_rate)
+                watch = watchdog.call(f"batch {name} of split {entry['split']} (task {out_root.name})",
+                                      int(audio.shape[0]), audio.shape[-1] / sampling_rate)
+            with watch, torch.inference_mode():
+                embedding = encoder(audio.to(device))
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+            embedding = embedding.to("cpu").detach() if isinstance(embedding, torch.Tensor) else embedding
             if not isinstance(embedding, torch.Tensor) or embedding.ndim != 3 or embedding.shape[0] != audio.shape[0]:
                 shape = getattr(embedding, "shape", type(embedding).__name__)
                 raise EncodeError(f"batch {name}: expected a [B, T', D] tensor with B={audio.shape[0]}, got {shape}")
@@ -75,6 +118,14 @@ def encode_task(encoder, device, audio_root: Path, out_root: Path, seed: int) ->
             total += audio.shape[0]
         print(f"aecc-encode: {entry['split']}: {len(batches)} batches", flush=True)
     return total
+
+
+def _timed_out(call: Call) -> int:
+    """A batch past its budget: the task fails with this line as its reason (the host quotes the
+    log's last line), and the tasks not reached run in a new container."""
+    sys.stdout.flush()
+    print(f"aecc-encode: forward_timeout: {call.describe()}", file=sys.stderr, flush=True)
+    return 1
 
 
 class EncodeError(Exception):
@@ -107,10 +158,12 @@ def main(argv: list[str] | None = None) -> int:
     else:
         device = torch.device("cpu")
     encoder = encoder.to(device)
+    watchdog = Watchdog(_timed_out)
+    sampling_rate = int(getattr(encoder, "sampling_rate", 16000) or 16000)
     for job in jobs:
         out_root = Path(job.out)
         try:
-            total = encode_task(encoder, device, Path(job.audio), out_root, args.seed)
+            total = encode_task(encoder, device, Path(job.audio), out_root, args.seed, watchdog, sampling_rate)
         except EncodeError as exc:
             print(f"aecc-encode: {exc}", file=sys.stderr, flush=True)
             return 1

@@ -33,6 +33,10 @@ from checker.common import (
     memory_limit_bytes,
     peak_rss_bytes,
 )
+from checker.watchdog import WARMUP_BUDGET_S, WARMUP_SECONDS
+
+#: the input of X-ARES 0.1.3's own checker (`audio_encoder_checker.check_audio_encoder`)
+XARES_CHECK_SHAPE = (2, 50000)
 
 
 class ForwardChecks(CheckerBase):
@@ -52,9 +56,10 @@ class ForwardChecks(CheckerBase):
         x = x.to(self.device)
         self._sync(torch)
         started = time.monotonic()
-        with torch.inference_mode():
+        # Every call is watched: one past its budget ends the process with the report naming it.
+        with self.watchdog.call(where, int(x.shape[0]), x.shape[-1] / self.sr), torch.inference_mode():
             out = call_submission(where, self.encoder, x)
-        self._sync(torch)
+            self._sync(torch)
         return out, time.monotonic() - started
 
     def _sync(self, torch: Any) -> None:
@@ -106,41 +111,71 @@ class ForwardChecks(CheckerBase):
                           "is_t4_class": cap == (7, 5)})
 
     def check_forward_basic(self, torch: Any) -> None:
+        """X-ARES's own call (`audio_encoder_checker.py`: `encoder(torch.randn(2, 50000))`), after a
+        timed warm-up on the shortest input that sets the budgets of every later call."""
         if self.blocked("forward_basic"):
             return
         self.begin("forward_basic")
-        self.basic_input = self.noise(2, 1.0, SEED + 1)
         try:
             call_submission("eval", self.encoder.eval)
+        except SubmissionError as err:
+            self.fail_submission("forward_basic", err, "encoder.eval() raised", expected="encoder.eval() works",
+                                 fix="see the traceback")
+            return
+        warmup = None
+        if self.watchdog.budget.reference is None:
+            # A warm-up that raises is not X-ARES's call: forward_lengths reports the 0.5 s input.
+            try:
+                _, seconds = self.forward(self.noise(1, WARMUP_SECONDS, SEED + 2), "warm-up forward")
+                warmup = {"seconds": WARMUP_SECONDS, "wall_s": round(seconds, 4), "budget_s": WARMUP_BUDGET_S}
+                self.report.timings["warmup_s"] = round(seconds, 4)
+            except SubmissionError as err:
+                warmup = {"seconds": WARMUP_SECONDS, "raised": err.summary}
+        gen = torch.Generator().manual_seed(SEED + 1)
+        self.basic_input = torch.randn(*XARES_CHECK_SHAPE, generator=gen)
+        try:
             out, seconds = self.forward(self.basic_input)
         except SubmissionError as err:
-            self.fail_submission("forward_basic", err, f"forward raised {type(err.exc).__name__} on a batch of 2 one-second clips",
-                                 expected=f"forward(torch.randn(2, {self.sr})) returns [2, T', output_dim]",
+            self.fail_submission("forward_basic", err, f"forward raised {type(err.exc).__name__} on X-ARES's own check "
+                                 f"input, torch.randn{XARES_CHECK_SHAPE}",
+                                 expected=f"forward(torch.randn{XARES_CHECK_SHAPE}) returns [2, T', output_dim]",
                                  fix="see the traceback; X-ARES calls encoder(audio) with audio of shape [B, T]")
             return
         self.outputs["forward_basic"] = out
         self.report.timings["forward_basic_s"] = round(seconds, 4)
-        self.add("forward_basic", P, f"forward ran on {self.device} in eval mode",
-                 details={"input_shape": [2, self.sr], "device": self.device})
+        self.add("forward_basic", P, f"forward ran on {self.device} in eval mode on X-ARES's own check input",
+                 details={"input_shape": list(XARES_CHECK_SHAPE), "device": self.device, "warmup": warmup})
+
+    def check_forward_timeout(self) -> None:
+        """Reached only when every forward returned within its budget (a hang ends the process)."""
+        budget = self.watchdog.budget.to_dict()
+        self.add("forward_timeout", P, f"every forward call returned within its budget ({budget['calls']} calls; "
+                 f"warm-up {self.report.timings.get('warmup_s', 0):.3g} s of a fixed {WARMUP_BUDGET_S:g} s)",
+                 details=budget)
 
     def check_outputs(self, torch: Any) -> None:
         # The shape checks do not wait for output_type: an int tensor of the right shape should
         # hear about its dtype only.
         if self.blocked("output_type"):
-            return self._block_rest(("output_rank", "output_batch", "output_dim_match"))
+            return self._block_rest(("output_dtype", "output_rank", "output_batch", "output_dim_match"))
         out = self.outputs["forward_basic"]
         if not isinstance(out, torch.Tensor):
             fix = "return the tensor itself" + (", not a tuple/list/dict" if isinstance(out, (tuple, list, dict)) else "")
             self.add("output_type", F, "forward must return a torch.Tensor", expected="torch.Tensor [B, T', D]",
                      found=type(out).__name__, fix=fix)
-        elif not out.dtype.is_floating_point:
-            self.add("output_type", F, "forward must return floating-point embeddings",
-                     expected="a floating dtype (float32)", found=str(out.dtype), fix="return out.float()")
-        elif out.dtype in (torch.float16, torch.bfloat16):
-            self.add("output_type", W, f"{out.dtype} output loses precision in the probes and bfloat16 has no native "
-                     "support on the T4 (sm_75)", expected="float32", found=str(out.dtype), fix="return out.float()")
         else:
-            self.add("output_type", P, f"a {out.dtype} tensor", details={"dtype": str(out.dtype)})
+            self.add("output_type", P, "a torch.Tensor", details={"dtype": str(out.dtype)})
+            if not out.dtype.is_floating_point:
+                self.add("output_dtype", F, "forward must return floating-point embeddings",
+                         expected="a floating dtype (float32)", found=str(out.dtype), fix="return out.float()")
+            elif out.dtype in (torch.float16, torch.bfloat16):
+                self.add("output_dtype", W, f"{out.dtype} output loses precision in the probes and bfloat16 has no "
+                         "native support on the T4 (sm_75)", expected="float32", found=str(out.dtype),
+                         fix="return out.float()")
+            else:
+                self.add("output_dtype", P, f"a {out.dtype} tensor", details={"dtype": str(out.dtype)})
+        if self.report.get("output_dtype") is None:
+            self.blocked("output_dtype")
         if self.blocked("output_rank"):
             return self._block_rest(("output_batch", "output_dim_match"))
         if not isinstance(out, torch.Tensor):

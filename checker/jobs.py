@@ -39,6 +39,73 @@ class Mode(str, enum.Enum):
     XARES = "xares"  # X-ARES 0.1.3's keys: its reader keeps one crop of each clip per batch
 
 
+class Level(str, enum.Enum):
+    """What a failed check costs a submission: the one scale of `aecc validate`, the CI gate,
+    `python -m checker`, `aecc score` and `result.json` (`checker.verdict` renders it)."""
+
+    RULE = "rule"  # what X-ARES's own checker enforces (the rules require it): failing it excludes
+    SCORING = "scoring"  # scored, but a task will fail or be worthless
+    ADVICE = "advice"  # worth fixing; costs nothing in the evaluation
+
+    @property
+    def meaning(self) -> str:
+        return {Level.RULE: "excludes the submission",
+                Level.SCORING: "scored, but a task will fail or be worthless",
+                Level.ADVICE: "worth fixing; costs no points"}[self]
+
+
+#: The level of every check, defined here once. The contract checker's ids (`checker.common.CHECK_IDS`,
+#: a test keeps both lists equal) and the steps the host adds around them (`intake`, `build`,
+#: `fetch`, `sandbox`; `discover` in place). `rule` is exactly what X-ARES 0.1.3's
+#: `audio_encoder_checker.check_audio_encoder` tests (tests/checker/test_official_parity.py runs it on
+#: every fixture encoder), plus what makes a submission impossible to run at all (an archive refused
+#: at intake, requirements that do not install, a constructor that fails with network on).
+CHECK_LEVELS: dict[str, Level] = {
+    # the host's steps
+    "discover": Level.RULE,
+    "intake": Level.RULE,
+    "build": Level.RULE,
+    "fetch": Level.RULE,
+    "sandbox": Level.SCORING,  # the check stage hit a limit (memory, wall clock) after the rule checks
+    # X-ARES's own checker, in this checker's ids
+    "import": Level.RULE,
+    "class_found": Level.RULE,
+    "class_name": Level.RULE,
+    "constructible": Level.RULE,
+    "nn_module": Level.RULE,
+    "attr_sampling_rate": Level.RULE,
+    "attr_output_dim": Level.RULE,
+    "attr_hop_size": Level.RULE,
+    "forward_basic": Level.RULE,
+    "output_type": Level.RULE,
+    "output_rank": Level.RULE,
+    "output_batch": Level.RULE,
+    "output_dim_match": Level.RULE,
+    # what the evaluation sends, beyond X-ARES's one call: a failure costs tasks
+    "output_dtype": Level.SCORING,  # X-ARES stores what it gets; integer embeddings make worthless probes
+    "forward_lengths": Level.SCORING,
+    "long_input": Level.SCORING,
+    "output_frames_positive": Level.SCORING,
+    "finite": Level.SCORING,
+    "forward_timeout": Level.SCORING,
+    "cuda": Level.SCORING,
+    "memory": Level.SCORING,
+    "throughput": Level.SCORING,
+    # advice
+    "frames_track_hop": Level.ADVICE,
+    "deterministic": Level.ADVICE,
+    "batch_independence": Level.ADVICE,
+    "padding_sensitivity": Level.ADVICE,
+    "t4_pitfalls": Level.ADVICE,
+}
+
+
+def level_of(check_id: str) -> Level | None:
+    """The level of a check id; None for the lines that report an infrastructure failure (`usage`,
+    `infrastructure`, `check`), which are never the submission's."""
+    return CHECK_LEVELS.get(check_id)
+
+
 class ScoreFailureKind(str, enum.Enum):
     """Why the score stage could not score a task."""
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from typing import Any, Mapping
 
+from checker.verdict import Summary
+
 __all__ = ["junit_xml"]
 
 #: the report fields shown as suite properties when present (CI pages list them with the run)
@@ -19,16 +21,26 @@ _PROPERTIES = ("status", "profile")
 def junit_xml(report: Mapping[str, Any], suite_name: str = "aecc-validate") -> bytes:
     """`report` is a validation report as written (`ValidationReport.to_dict()` or the in-place run's).
 
-    A failed check is a `<failure>` with expected, found, fix and log; a skipped one `<skipped>`; a
-    warning is a passing case whose `<system-out>` says so. A report that ran without a sandbox
+    A failed rule or scoring check is a `<failure>` with expected, found, fix and log (a failed
+    advice check too, under --strict); a failed advice check otherwise, and a warning, is a passing
+    case whose `<system-out>` says so; a skipped one `<skipped>`. The suite's `<system-out>` holds
+    the verdict's lines (`checker.verdict`), headline first. A report that ran without a sandbox
     (`isolation.sandbox` false) says that in the suite's properties and `<system-out>`.
     """
     checks = report["checks"]
+    verdict = report.get("verdict") or {}
+    strict = bool(verdict.get("strict"))
+
+    def counts(c: Mapping[str, Any]) -> bool:
+        """A failed check is a JUnit failure when the verdict counts it: rule and scoring always,
+        advice only with --strict (else the gate would go red where the organizers would score)."""
+        return c["status"] == "failed" and (c.get("level") != "advice" or strict)
+
     suite = ET.Element(
         "testsuite",
         name=suite_name,
         tests=str(len(checks)),
-        failures=str(sum(c["status"] == "failed" for c in checks)),
+        failures=str(sum(counts(c) for c in checks)),
         skipped=str(sum(c["status"] == "skipped" for c in checks)),
         time=str(report["timings"].get("total_s", 0)),
     )
@@ -42,16 +54,27 @@ def junit_xml(report: Mapping[str, Any], suite_name: str = "aecc-validate") -> b
         for name, value in properties:
             ET.SubElement(props, "property", name=name, value=value)
     for c in checks:
-        case = ET.SubElement(suite, "testcase", classname="aecc.contract", name=c["id"])
-        if c["status"] == "failed":
-            failure = ET.SubElement(case, "failure", message=c["message"][:500])
+        level = c.get("level")
+        case = ET.SubElement(suite, "testcase", classname=f"aecc.contract.{level or 'run'}", name=c["id"])
+        prefix = f"[{level}] " if level else ""
+        if counts(c):
+            failure = ET.SubElement(case, "failure", message=(prefix + c["message"])[:500])
             failure.text = "\n".join(f"{k}: {c[k]}" for k in ("expected", "found", "fix", "log") if k in c)
+        elif c["status"] == "failed":  # advice, not --strict
+            ET.SubElement(case, "system-out").text = "\n".join(
+                [f"advice (failed, costs no points): {c['message']}"]
+                + [f"{k}: {c[k]}" for k in ("expected", "found", "fix") if c.get(k)])
         elif c["status"] == "skipped":
-            ET.SubElement(case, "skipped", message=c["message"][:500])
+            ET.SubElement(case, "skipped", message=(prefix + c["message"])[:500])
         elif c["status"] == "warning":
-            ET.SubElement(case, "system-out").text = "warning: " + c["message"]
+            ET.SubElement(case, "system-out").text = "advice (warning): " + c["message"]
+    out = []
+    if verdict:
+        out.append("\n".join(Summary.from_dict(verdict).lines()))
     if isolation and not isolation.get("sandbox", True):
-        ET.SubElement(suite, "system-out").text = isolation.get("note") or "ran in place: no sandbox, no network cut"
+        out.append(isolation.get("note") or "ran in place: no sandbox, no network cut")
+    if out:
+        ET.SubElement(suite, "system-out").text = "\n\n".join(out)
     if report["status"] == "error":
         ET.SubElement(suite, "system-err").text = "infrastructure error: the verdict is not the submission's"
     return ET.tostring(ET.ElementTree(suite).getroot(), encoding="utf-8", xml_declaration=True)

@@ -8,7 +8,8 @@ treats it as untrusted data, never as proof).
 Statuses, and whose fault they are:
 - a check is `failed` when the submission breaks the contract, including when the submission's own
   code raises while being checked;
-- the report is `failed` when any check failed, `passed` otherwise (warnings and skips do not fail);
+- the report is `failed` when its verdict (`checker.verdict`) is not ok: a `rule` or `scoring`
+  check failed, or a `rule` check could not run; `advice` failures, warnings and skips do not fail;
 - the report is `error` only when the checker itself could not do its job (a checker bug, a usage
   error by the host, `--device cuda` without a GPU): that is an infrastructure failure and must never
   be recorded as the submission's failure.
@@ -29,6 +30,9 @@ import math
 import os
 import tempfile
 from typing import Any
+
+from checker.jobs import level_of
+from checker.verdict import Summary, summarise
 
 SCHEMA_VERSION = 1
 
@@ -111,6 +115,7 @@ class CheckResult:
             "found": None if self.found is None else clip_text(self.found, 1000),
             "fix": None if self.fix is None else clip_text(self.fix, 1000),
             "details": to_jsonable(self.details),
+            **({"level": level.value} if (level := level_of(self.id)) is not None else {}),
         }
 
 
@@ -140,13 +145,21 @@ class CheckReport:
     def get(self, check_id: str) -> CheckResult | None:
         return next((c for c in self.checks if c.id == check_id), None)
 
+    def verdict(self) -> Summary:
+        """The one verdict (`checker.verdict`) on the checks so far."""
+        return summarise([{"id": c.id, "status": c.status.value, "message": c.message, "fix": c.fix,
+                           "expected": c.expected, "found": c.found} for c in self.checks],
+                         error=None if self.error is None else "the contract checker itself failed",
+                         # the fetch phase stops at the attributes: the forward's rule checks come later
+                         expect_rule_checks=Phase(self.phase) is Phase.CHECK and bool(self.checks))
+
     @property
     def status(self) -> ReportStatus:
+        """`failed` when a rule or scoring check failed (or a rule check could not run); advice
+        alone never fails a report."""
         if self.error is not None:
             return ReportStatus.ERROR
-        if any(c.status is CheckStatus.FAILED for c in self.checks):
-            return ReportStatus.FAILED
-        return ReportStatus.PASSED
+        return ReportStatus.PASSED if self.verdict().ok else ReportStatus.FAILED
 
     def summary(self) -> dict[str, int]:
         counts = {s.value: 0 for s in CheckStatus}
@@ -174,6 +187,7 @@ class CheckReport:
             "throughput": to_jsonable(self.throughput),
             "environment": to_jsonable(self.environment),
             "attributes": to_jsonable(self.attributes),
+            "verdict": self.verdict().to_dict(),
         }
 
     def write(self, path: str) -> None:

@@ -1,4 +1,4 @@
-"""Tiny crop: 2-4.5 s clips encoded in 1 s crops (X-ARES's `crop_length`) (data: harness/tasks/demo.py).
+"""Tiny crop: 2-4.5 s clips encoded in 1 s crops (X-ARES's `crop_length`) (data: harness/demodata/tiny.py).
 
 X-ARES 0.1.3 keys each encoded crop `filename + batch index`, so crops of one clip in one encode
 batch share a key and all but one are dropped when read back; the harness's parity test needs this.

@@ -1,4 +1,4 @@
-"""Tiny digits: five digit words spoken by espeak-ng in several voices, speeds and pitches (data: harness/tasks/demo.py)."""
+"""Tiny digits: five digit words spoken by espeak-ng in several voices, speeds and pitches (data: harness/demodata/tiny.py)."""
 
 from xares.task import TaskConfig
 

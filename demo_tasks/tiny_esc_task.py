@@ -1,4 +1,4 @@
-"""Tiny ESC: an ESC-50-style 3-fold task of synthetic sound classes (data: harness/tasks/demo.py)."""
+"""Tiny ESC: an ESC-50-style 3-fold task of synthetic sound classes (data: harness/demodata/tiny.py)."""
 
 from xares.task import TaskConfig
 

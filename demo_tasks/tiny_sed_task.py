@@ -1,4 +1,4 @@
-"""Tiny SED: frame-level sound event detection in 3 s clips, scored like DESED (data: harness/tasks/demo.py)."""
+"""Tiny SED: frame-level sound event detection in 3 s clips, scored like DESED (data: harness/demodata/tiny.py)."""
 
 from math import ceil
 

@@ -1,4 +1,4 @@
-"""Tiny tags: multi-label clips mixing one to three of four sources, scored by mAP (data: harness/tasks/demo.py)."""
+"""Tiny tags: multi-label clips mixing one to three of four sources, scored by mAP (data: harness/demodata/tiny.py)."""
 
 from typing import Any, Dict
 

@@ -1,4 +1,4 @@
-"""Tiny tones: three tone bands and two noise colours, clips at 8, 16 and 22.05 kHz (data: harness/tasks/demo.py)."""
+"""Tiny tones: three tone bands and two noise colours, clips at 8, 16 and 22.05 kHz (data: harness/demodata/tiny.py)."""
 
 from xares.task import TaskConfig
 

@@ -14,9 +14,11 @@ from __future__ import annotations
 import dataclasses
 import enum
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
+from checker.jobs import Level, level_of
 from checker.report import CheckStatus
+from checker.verdict import Summary, summarise
 from harness import schemas
 
 __all__ = ["Check", "CheckStatus", "ResultStatus", "ScoreResult", "TaskOutcome", "TaskResult", "TrackA",
@@ -52,9 +54,13 @@ class Check:
     fix: str | None = None
     log: str | None = None
     details: Mapping[str, Any] | None = None
+    #: what a failure costs; by default the id's level (`checker.jobs.CHECK_LEVELS`), None for the
+    #: lines that report an infrastructure failure
+    level: Level | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", CheckStatus(self.status))
+        object.__setattr__(self, "level", Level(self.level) if self.level is not None else level_of(self.id))
 
     @classmethod
     def from_error(cls, check_id: str, exc: Any) -> "Check":
@@ -67,6 +73,8 @@ class Check:
         """A check from the contract checker's (schema-valid) report; a failed one names the stage log
         that holds the whole traceback."""
         failed = CheckStatus(data["status"]) is CheckStatus.FAILED
+        # The level is the host's, from the id: a report written beside submission code cannot
+        # demote a rule check to advice.
         return cls(data["id"], data["status"], data["message"], expected=data.get("expected"),
                    found=data.get("found"), fix=data.get("fix"), details=data.get("details"),
                    log=str(log) if log is not None and failed else None)
@@ -74,11 +82,22 @@ class Check:
     def to_dict(self) -> dict[str, Any]:
         return _drop_none({"id": self.id, "status": self.status.value, "message": self.message,
                            "expected": self.expected, "found": self.found, "fix": self.fix, "log": self.log,
-                           "details": dict(self.details) if self.details else None})
+                           "details": dict(self.details) if self.details else None,
+                           "level": self.level.value if self.level else None})
+
+
+def summarise_checks(checks: Sequence[Check], *, error: str | None = None, strict: bool = False,
+                     expect_rule_checks: bool | None = None) -> Summary:
+    """The one verdict (`checker.verdict`) over the harness's checks."""
+    return summarise([c.to_dict() for c in checks], error=error, strict=strict,
+                     expect_rule_checks=expect_rule_checks)
 
 
 @dataclasses.dataclass(frozen=True)
 class ValidationReport:
+    """`status` is ERROR when the run could not judge the submission; otherwise it follows the
+    verdict over `checks` (`passed` exactly when the verdict exits 0), so no caller words it."""
+
     status: Verdict
     submission: Mapping[str, Any]
     profile: str
@@ -87,10 +106,28 @@ class ValidationReport:
     timings: Mapping[str, float] = dataclasses.field(default_factory=dict)
     logs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     checker: Mapping[str, Any] | None = None
+    strict: bool = False
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "status", Verdict(self.status))
         object.__setattr__(self, "checks", tuple(self.checks))
+        status = Verdict(self.status)
+        if status is not Verdict.ERROR:
+            status = Verdict.PASSED if self.verdict.ok else Verdict.FAILED
+        object.__setattr__(self, "status", status)
+
+    @property
+    def verdict(self) -> Summary:
+        error = None
+        if Verdict(self.status) is Verdict.ERROR:
+            failed = [c for c in self.checks if c.status is CheckStatus.FAILED]
+            error = next((c.message for c in failed if c.level is None), failed[-1].message if failed else "see the logs")
+        # The pipeline lists what ran: a check stage that ended early adds the rule checks it never
+        # reached as skipped (`harness.pipelines.validate`), so nothing is inferred here.
+        return summarise_checks(self.checks, error=error, strict=self.strict, expect_rule_checks=False)
+
+    @property
+    def exit_code(self) -> int:
+        return self.verdict.exit_code
 
     @property
     def failed(self) -> list[Check]:
@@ -109,6 +146,7 @@ class ValidationReport:
         }
         if self.checker is not None:
             data["checker"] = dict(self.checker)
+        data["verdict"] = self.verdict.to_dict()
         return schemas.validate("validation-report", data)
 
 

@@ -6,7 +6,7 @@
 #                         and compute the image cache's key
 #   ci-gate.sh validate   load the image cache, run `aecc validate` on the checkout with the CPU
 #                         torch flavour, write the step summary and outputs, prepare the cache to save;
-#                         exits with aecc validate's code (0 passed, 1 must be fixed, 2 infrastructure)
+#                         exits with aecc validate's code (0 no rule or scoring check failed, 1 otherwise, 2 infrastructure)
 #
 # Inputs come as environment variables (a composite action passes `${{ inputs.x }}` through `env:`,
 # never into the script's text): AECC_GATE_PATH, AECC_GATE_ENCODER, AECC_GATE_HARNESS_REF,
@@ -104,6 +104,7 @@ phase_validate() {
     t0=$(now)
     local encoder_args=()
     [ -n "${AECC_GATE_ENCODER:-}" ] && encoder_args=(--encoder "$AECC_GATE_ENCODER")
+    [ "${AECC_GATE_STRICT:-false}" = true ] && encoder_args+=(--strict)
     aecc validate "$staged" "${encoder_args[@]}" --profile "${AECC_GATE_PROFILE:-cpu}" --torch-flavour cpu \
         --torch-index-url "$index_url" --max-seconds "${AECC_GATE_MAX_SECONDS:-600}" \
         --json-out "$out/report.json" --junit-out "$out/junit.xml"
@@ -147,9 +148,17 @@ print('\n'.join(e['reference'] for e in chain if not str(e.get('layer', '')).sta
     fi
 
     summary "$code" "${timings[@]}"
+    # The verdict's own first line (checker/verdict.py), as aecc validate printed it.
+    headline=$(python -c "
+import json, sys
+try:
+    print(json.load(open(sys.argv[1]))['verdict']['headline'].splitlines()[0][:500])
+except Exception:
+    print('')
+" "$out/report.json")
     case "$code" in
-        0) echo "aecc-gate: passed" ;;
-        1) echo "::error title=AECC contract::the encoder must be fixed: see the job summary" ;;
+        0) echo "aecc-gate: ${headline:-passed}" ;;
+        1) echo "::error title=AECC contract::${headline:-the encoder must be fixed}: see the job summary" ;;
         *) echo "::error title=AECC gate::infrastructure error (not the encoder's fault): see the job summary" ;;
     esac
     return "$code"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Host tools the tests need, installed with apt-get when missing and this is root on Debian; elsewhere
 # says what to do and exits 2. Idempotent: an installed tool is left alone.
-#   espeak-ng  the test-data generator (harness/tasks/demo.py) speaks the digit words of `tiny_digits`
+#   espeak-ng  the test-data generator (harness/demodata/) speaks the digit words of `tiny_digits`
 #   chromium   the leaderboard page is checked in a real headless browser (tests/harness/rank/test_browser.py);
 #              fonts-dejavu-core so that its screenshots have glyphs
 #   kubectl    the Kubernetes export is built with `kubectl kustomize` (Debian: kubernetes-client)

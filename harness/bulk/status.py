@@ -67,6 +67,7 @@ def collect(results: Path) -> dict[str, Any]:
                                                     "subject")},
                           "report_pages": (a.get("report") or {}).get("pages"), "warnings": list(a.get("warnings") or ())}
                          for a in record.arrivals],
+            "verdict": _verdict(result, record),
             "tasks": tasks,
             "failures": failures,
             "result": str(result_path) if result else None,
@@ -86,6 +87,15 @@ def collect(results: Path) -> dict[str, Any]:
         "submissions": subs,
     }
     return schemas.validate("status", doc)
+
+
+def _verdict(result: dict | None, record: Any) -> str | None:
+    """The check stage's verdict headline (`checker.verdict`), from the result or else the journal."""
+    summary = ((result or {}).get("checks") or {}).get("summary")
+    if summary is None:
+        check = record.stages.get(("check", None))
+        summary = ((check.data.get("checks") or {}).get("summary")) if check is not None else None
+    return (summary or {}).get("headline")
 
 
 def _load(path: Path) -> dict | None:

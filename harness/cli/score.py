@@ -34,8 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--retries", type=int, default=2, help="retries of an infrastructure failure, with backoff (default 2)")
     s.add_argument("--latest-per-sender", action="store_true",
                    help="a later ZIP from the same sender supersedes the earlier one (both kept on disk)")
-    s.add_argument("--block-on", nargs="+", default=[], metavar="CHECK",
-                   help="more check ids that exclude a submission when they fail (default: X-ARES's own checks)")
+    s.add_argument("--block-on", nargs="+", default=[], metavar="CHECK|LEVEL",
+                   help="more checks that exclude a submission when they fail: check ids, or a whole level "
+                        "(scoring, advice); rule checks (X-ARES's own) always do")
     s.add_argument("--rescore", action="store_true",
                    help="rerun scoring on stored embeddings (after a harness or runtime upgrade)")
     s.add_argument("--key", help="Ed25519 private key (PEM) to sign results with (default: $AECC_SIGNING_KEY)")

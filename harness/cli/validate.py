@@ -24,6 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--max-seconds", type=float, default=600.0, help="time budget of the in-container checks")
     v.add_argument("--json-out", help="write the JSON report (schema: harness/schemas/validation-report.schema.json)")
     v.add_argument("--junit-out", help="write a JUnit XML report (one test case per check)")
+    v.add_argument("--strict", action="store_true",
+                   help="advisories fail too (exit 1); by default only rule and scoring failures do")
     add_build_flags(v)
     v.set_defaults(func=run)
 
@@ -38,17 +40,17 @@ def run(args: argparse.Namespace) -> int:
 
     out = console()
     spec = ValidateSpec(source=Path(args.submission), encoder=args.encoder, profile=args.profile or default_profile(),
-                        gpu=args.gpu, max_seconds=args.max_seconds)
+                        gpu=args.gpu, max_seconds=args.max_seconds, strict=args.strict)
     try:
         report = validate(engine.connect(), spec, build_options(args), progress=progress_printer(out))
     except InfraError as exc:
         # Still a report: CI of a template fork must see "error", not a missing file.
         report = ValidationReport(Verdict.ERROR, {"source": str(spec.source)}, spec.profile,
-                                  (Check.from_error("infrastructure", exc),))
+                                  (Check.from_error("infrastructure", exc),), strict=spec.strict)
     data = report.to_dict()
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(data, indent=2) + "\n")
     if args.junit_out:
         Path(args.junit_out).write_bytes(junit_xml(data))
     render_validation(data, out)
-    return report.status.exit_code
+    return report.exit_code

@@ -2,7 +2,7 @@
 
 It works on submission N of a batch that `aecc score --backend slurm` submitted, with the local
 backend's stages and profile, on this node's Docker engine; the journal and results go to the
-shared RESULTS folder (`harness.bulk.backends.slurm.run_job`). Run again, it redoes nothing done.
+shared RESULTS folder (`harness.bulk.backends.slurm.node.run_job`). Run again, it redoes nothing done.
 """
 
 from __future__ import annotations
@@ -23,6 +23,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.bulk.backends import slurm
+    from harness.bulk.backends.slurm.node import run_job
 
-    return slurm.run_job(Path(args.batch), args.index)
+    return run_job(Path(args.batch), args.index)

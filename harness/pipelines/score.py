@@ -3,13 +3,14 @@ journal says it is done under the same key.
 
     build -> fetch -> check -> prepare (shared, cached) -> encode -> score -> result.json (-> signed)
 
-The check stage runs first and its verdict is recorded; scoring proceeds unless a blocking check
-failed. The blocking checks are those X-ARES's own checker enforces, which the rules require: the
-encoder found and built, its attributes present (and usable: the one definition in
+The check stage runs first and its verdict (`checker.verdict`, the same words `aecc validate` and
+the CI gate print) is recorded; scoring proceeds unless a `rule` check failed or could not be
+established (`checker.jobs.CHECK_LEVELS`): what X-ARES's own checker enforces, which the rules
+require: the encoder found and built, its attributes present (and usable: the one definition in
 `checker.jobs.ATTRIBUTE_RANGES`), a 3-D output of the right batch and `D == output_dim`. The
-harness's stricter checks (determinism, hop, long input, T4 pitfalls...) never exclude a submission
-that passes the official checker: they travel with the result as warnings for the organizers, and
-`--block-on ID...` makes more of them blocking.
+`scoring` and `advice` checks (long input, NaN, determinism, hop, T4 pitfalls...) never exclude a
+submission that passes the official checker: they travel with the result for the organizers, and
+`--block-on ID|LEVEL...` makes more of them blocking (`--block-on scoring`: a whole level).
 
 Each stage after fetch runs once for all tasks (one container, one torch import). A task that fails
 for the submission (encode OOM, timeout, bad output) is recorded with its reason and the others go
@@ -32,13 +33,14 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from checker.jobs import EncoderAttributes, Mode
+from checker.jobs import CHECK_LEVELS, EncoderAttributes, Level, Mode
+from checker.verdict import Item
 from harness import __version__, paths
 from harness.errors import BuildFailed, SubmissionError, UsageError
 from harness.journal import Journal, StageState, SubmissionState
 from harness.layers.model import AGENT_DIR, XARES_VERSION, harness_commit, tree_hash
 from harness.layers.options import BuildOptions
-from harness.results import Check, CheckStatus, ScoreResult, TaskOutcome, TaskResult
+from harness.results import Check, CheckStatus, ScoreResult, TaskOutcome, TaskResult, summarise_checks
 from harness.safeio import write_atomic
 from harness.sandbox.profiles import SandboxProfile, Stage
 from harness.sandbox.spec import Outcome, RunResult
@@ -57,11 +59,6 @@ ARCHIVE_NAME = "submission.zip"
 CHECK_REPORT = "check.json"
 LOCK_NAME = "requirements.lock"
 
-#: what X-ARES's own checker (`xares/audio_encoder_checker.py`, the rules' requirement) enforces,
-#: in this checker's ids: a failure here excludes a submission
-BLOCKING_CHECKS = ("import", "class_found", "class_name", "constructible", "nn_module", "attr_sampling_rate",
-                   "attr_output_dim", "attr_hop_size", "forward_basic", "output_type", "output_rank",
-                   "output_batch", "output_dim_match")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,16 +89,18 @@ class ScoreSettings:
         if not Path(self.data).is_dir():
             raise UsageError("--data is not a directory", expected="an X-ARES env dir (<task>/<split>*.tar)",
                              found=str(self.data), fix="point --data at the folder that holds one folder per task")
-        from checker.common import CHECK_IDS
-
-        unknown = sorted(self.block_on - set(CHECK_IDS))
+        unknown = sorted(self.block_on - set(CHECK_LEVELS) - {lvl.value for lvl in Level})
         if unknown:
-            raise UsageError("--block-on names unknown checks", expected="check ids: " + ", ".join(CHECK_IDS),
+            raise UsageError("--block-on names unknown checks or levels",
+                             expected="a level (scoring, advice) or check ids: " + ", ".join(CHECK_LEVELS),
                              found=", ".join(unknown))
 
-    @property
-    def blocking(self) -> frozenset[str]:
-        return frozenset(BLOCKING_CHECKS) | self.block_on
+    def blocks(self, item: Item) -> bool:
+        """Whether a check that did not pass excludes the submission: a rule check always (failed,
+        or never run); another when `--block-on` names it or its level and it failed."""
+        if item.level is Level.RULE:
+            return item.status in ("failed", "skipped")
+        return item.status == "failed" and (item.id in self.block_on or item.level.value in self.block_on)
 
 
 @dataclasses.dataclass
@@ -331,15 +330,18 @@ def _score_one(ctx: Context, submission: Submission, arrivals: list[dict], state
             raise InfraError("the contract checker itself failed (a harness bug, not the submission)",
                              found=(checked.report or {}).get("error", "")[-500:], log_path=checked.run.log_path)
         timer.resources["check"] = _resources(checked.run)
-        checks_summary = _check_summary(checked, settings.blocking, ctx.profile)
+        checks_summary = _check_summary(checked, settings)
         if checked.report is not None:
             _write_json(out_dir / CHECK_REPORT, checked.report)
         journal.stage(sha, "check", StageState.DONE if not checks_summary["blocking"] else StageState.FAILED,
                       key=check_key, checks=checks_summary, log=str(checked.run.log_path), gpu=gpu,
                       **timer.resources["check"])
+    say(f"check: {checks_summary['summary']['headline']}" if checks_summary.get("summary") else "check: done")
     if checks_summary["blocking"]:
         first = checks_summary["blocking"][0]
-        raise SubmissionExcluded("check", f"a blocking check failed: {first}",
+        headline = (checks_summary.get("summary") or {}).get("headline", "")
+        raise SubmissionExcluded("check", headline if headline.startswith("will be excluded")
+                                 else f"excluded by --block-on: {first}",
                                  expected="the checks X-ARES's own checker enforces (and --block-on) to pass",
                                  found="; ".join(checks_summary["blocking"]),
                                  fix="run `aecc validate` on the submission", log_path=logs / "check.log")
@@ -496,27 +498,26 @@ def _attributes_or_exclude(journal: Journal, sha: str, key: str, fetched: Fetche
                              fix="run `aecc validate` on the submission", log_path=fetched.run.log_path)
 
 
-def _check_summary(checked: Any, blocking: frozenset[str], profile: SandboxProfile) -> dict:
-    """The verdict, the blocking failures, and everything else that did not pass (warnings)."""
+def _check_summary(checked: Any, settings: ScoreSettings) -> dict:
+    """The verdict (`checker.verdict`), the failures that exclude, and the rest that did not pass."""
     run = checked.run
     report = checked.report
     checks = [Check.from_agent(c, run.log_path) for c in checked.checks]
-    failed_blocking = [f"{c.id}: {c.message}" for c in checks if c.status is CheckStatus.FAILED and c.id in blocking]
-    passed_ids = {c.id for c in checks if c.status in (CheckStatus.PASSED, CheckStatus.WARNING)}
-    if report is None or (run.outcome is not Outcome.OK and not set(BLOCKING_CHECKS) <= passed_ids):
-        # The checker died (or wrote nothing) before the blocking checks all passed: what X-ARES
-        # itself checks is not established, so the submission cannot be scored.
-        reason = checked.problem or f"the check stage ended with {run.outcome.value}: {run.detail}"
-        if not failed_blocking:
-            missing = [i for i in BLOCKING_CHECKS if i not in passed_ids]
-            failed_blocking.append(f"{missing[0] if missing else 'check'}: {reason}")
+    if run.outcome is not Outcome.OK:
+        checks.insert(0, Check("sandbox", CheckStatus.FAILED, f"the check stage ended with {run.outcome.value}: "
+                               f"{run.detail}", log=str(run.log_path)))
+    if report is None:
+        # No report: what X-ARES itself checks is not established, so the submission cannot be scored.
+        checks.insert(0, Check("check", CheckStatus.FAILED, checked.problem or "the contract checker wrote no report",
+                               log=str(run.log_path), level=Level.RULE))
+    summary = summarise_checks(checks, expect_rule_checks=True)
+    blocking_items = [i for i in summary.items if settings.blocks(i)]
+    blocking_ids = {i.id for i in blocking_items}
     warnings = [c.to_dict() for c in checks if c.status in (CheckStatus.FAILED, CheckStatus.WARNING)
-                and c.id not in blocking]
-    if run.outcome is not Outcome.OK and not failed_blocking:
-        warnings.append(Check("sandbox", CheckStatus.FAILED, f"the check stage ended with {run.outcome.value}: "
-                              f"{run.detail} (after every blocking check passed)", log=str(run.log_path)).to_dict())
-    verdict = "error" if report is None else ("passed" if checked.ok else "failed")
-    return {"verdict": verdict, "blocking": failed_blocking, "warnings": warnings, "report": CHECK_REPORT}
+                and c.id not in blocking_ids]
+    verdict = "error" if report is None else ("passed" if summary.ok else "failed")
+    return {"verdict": verdict, "blocking": [f"{i.id}: {i.message}" for i in blocking_items], "warnings": warnings,
+            "report": CHECK_REPORT, "summary": summary.to_dict()}
 
 
 def _source(task: TaskRef) -> str:

@@ -3,9 +3,11 @@
     intake (host) -> build (sandbox, network) -> fetch (sandbox, network) -> check (sandbox, no network)
 
 Every step ends in the report: the harness's own steps (`intake`, `build`, `fetch`, `sandbox`)
-and then every check of the in-container contract checker, each with a stable id. The verdict is
-`passed`, `failed` (the participant's to fix: exit 1) or `error` (the machine's or the harness's:
-exit 2): an engine or harness failure is never reported as the participant's.
+and then every check of the in-container contract checker, each with a stable id and a level
+(`checker.jobs.CHECK_LEVELS`). The verdict (`checker.verdict`) says "will be excluded", "will be
+scored, but: ..." or "passes (N advisories)"; the status is `passed` (exit 0: no rule or scoring
+check failed; with `strict`, no advisory either), `failed` (exit 1) or `error` (the machine's or
+the harness's: exit 2): an engine or harness failure is never reported as the participant's.
 
 The checker's report is written by a process that also runs the participant's code, so the host
 reads it as untrusted data (capped, no links, schema-checked); the numbers the host can measure
@@ -19,7 +21,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from checker.jobs import Level
 from checker.report import CheckStatus
+from checker.verdict import RULE_CHECK_IDS
 from harness import paths
 from harness.errors import BuildFailed, SubmissionError, UsageError
 from harness.layers.options import BuildOptions, require_upload_times
@@ -42,6 +46,7 @@ class ValidateSpec:
     profile: str = "cpu"
     gpu: str | None = None
     max_seconds: float = 600.0
+    strict: bool = False  # advisories fail the run too
 
     def __post_init__(self) -> None:
         if not self.max_seconds > 0:
@@ -49,14 +54,17 @@ class ValidateSpec:
 
 
 def sandbox_failure(step: str, result: RunResult, profile: SandboxProfile) -> Check:
-    """A sandbox run that ended badly, as a failed check naming the limit that was hit."""
+    """A sandbox run that ended badly, as a failed check naming the limit that was hit: `fetch`
+    (rule: the encoder never constructed) or, for the check stage, `sandbox` (scoring: the checks
+    it did not reach are in the verdict, and a rule check among them still excludes)."""
     fixes = {
         Outcome.OOM: f"keep host memory under {profile.memory_bytes / 2**30:g} GiB (Colab T4: 12 GB RAM)",
         Outcome.GPU_OOM: "keep GPU memory under the T4's 15 GiB",
         Outcome.TIMEOUT: f"make the {step} stage finish within {profile.stage(Stage(step)).wall_clock_s:g} s",
         Outcome.FAILED: "read the log; run the same command locally",
     }
-    return Check(step, F, f"the {step} stage ended with {result.outcome.value}: {result.detail}",
+    return Check("fetch" if step == "fetch" else "sandbox", F,
+                 f"the {step} stage ended with {result.outcome.value}: {result.detail}",
                  fix=fixes.get(result.outcome), log=str(result.log_path), found=result.log_tail(600).strip() or None)
 
 
@@ -79,9 +87,10 @@ def validate(client: Any, spec: ValidateSpec, build_options: BuildOptions | None
     resources: dict[str, Any] = {}
 
     def finish(verdict: Verdict, checker: dict | None = None) -> ValidationReport:
+        """`verdict` only says ERROR or not: otherwise the report's status follows its checks' levels."""
         timings["total_s"] = round(time.monotonic() - started, 2)
         return ValidationReport(verdict, submission_info, spec.profile, tuple(checks), resources, timings, logs,
-                                checker)
+                                checker, strict=spec.strict)
 
     def timed(name: str, t0: float) -> None:
         timings[f"{name}_s"] = round(time.monotonic() - t0, 2)
@@ -171,12 +180,16 @@ def validate(client: Any, spec: ValidateSpec, build_options: BuildOptions | None
                      peak_gpu_memory_bytes=run.peak_gpu_bytes,
                      gpu_memory_limit_bytes=profile.gpu.memory_bytes if profile.gpu else None)
     if run.outcome is not Outcome.OK:
+        # Every check the progressive report holds: those that passed before the limit count.
         checks.append(sandbox_failure("check", run, profile))
-        checks.extend(Check.from_agent(c, run.log_path) for c in checked.failed_checks)
+        checks.extend(Check.from_agent(c, run.log_path) for c in checked.checks)
+        reached = {c["id"] for c in checked.checks}
+        checks.extend(Check(i, CheckStatus.SKIPPED, f"not run: the check stage ended with {run.outcome.value} "
+                            "before it") for i in RULE_CHECK_IDS if i not in reached)
         return finish(Verdict.FAILED)
     if checked.report is None:
         checks.append(Check("check", F, checked.problem or "no report", log=str(run.log_path),
-                            found=run.log_tail(600).strip() or None))
+                            found=run.log_tail(600).strip() or None, level=Level.RULE))
         return finish(Verdict.FAILED)
     if checked.checker_error:
         checks.append(Check("check", F, "the contract checker itself failed (harness bug)", log=str(run.log_path)))
@@ -185,4 +198,4 @@ def validate(client: Any, spec: ValidateSpec, build_options: BuildOptions | None
                                       f"peak host memory {(run.peak_memory_bytes or 0) / 2**20:.0f} MiB"))
     checks.extend(Check.from_agent(c, run.log_path) for c in checked.checks)
     checker = {k: checked.report.get(k) for k in ("environment", "throughput", "timings", "resources")}
-    return finish(Verdict.PASSED if checked.ok else Verdict.FAILED, checker)
+    return finish(Verdict.PASSED, checker)

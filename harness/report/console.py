@@ -8,6 +8,22 @@ from typing import Any, Mapping
 STATUS_COLOURS = {"passed": "green", "failed": "red", "warning": "yellow", "skipped": "dim"}
 
 
+def render_verdict(verdict: Mapping[str, Any], console: Any, *, timing: str = "") -> None:
+    """The one verdict (`checker.verdict`), in its own words: the headline, then what did not pass,
+    grouped by level with each fix. Every tool prints exactly these lines."""
+    from rich.text import Text
+
+    from checker.verdict import Summary
+
+    summary = Summary.from_dict(verdict)
+    style = {"passes": "bold green", "scored_with_problems": "bold yellow", "excluded": "bold red",
+             "error": "bold magenta"}[summary.outcome.value]
+    lines = summary.lines()
+    console.print(Text(lines[0] + timing, style=style))
+    for line in lines[1:]:
+        console.print(Text(line))
+
+
 def render_validation(report: Mapping[str, Any], console: Any) -> None:
     from rich.table import Table
     from rich.text import Text
@@ -15,23 +31,19 @@ def render_validation(report: Mapping[str, Any], console: Any) -> None:
     sub = report["submission"]
     table = Table(title=f"aecc validate: {sub.get('encoder_file', '?')}:{sub.get('encoder_class', '?')}")
     table.add_column("check")
+    table.add_column("level")
     table.add_column("status")
     table.add_column("message", overflow="fold")
     for c in report["checks"]:
-        message = c["message"]
-        if c["status"] == "failed":
-            message += (f"\n  fix: {c['fix']}" if c.get("fix") else "") + (f"\n  log: {c['log']}" if c.get("log") else "")
-        table.add_row(c["id"], Text(c["status"], style=STATUS_COLOURS.get(c["status"], "")), Text(message))
+        table.add_row(c["id"], c.get("level") or "-", Text(c["status"], style=STATUS_COLOURS.get(c["status"], "")),
+                      Text(c["message"]))
     console.print(table)
     res = report.get("resources") or {}
     if res.get("peak_host_memory_bytes"):
         console.print(f"peak host memory {res['peak_host_memory_bytes'] / 2**20:.0f} MiB of "
                       f"{res['host_memory_limit_bytes'] / 2**30:g} GiB (measured from the host)")
-    verdict = report["status"]
-    style = {"passed": "bold green", "failed": "bold red", "error": "bold magenta"}[verdict]
-    note = {"passed": "the submission meets the contract", "failed": "the submission must be fixed (see above)",
-            "error": "infrastructure error: not the submission's fault; see the logs"}[verdict]
-    console.print(Text(f"{verdict.upper()}: {note}  ({report['timings'].get('total_s', 0):.1f} s)", style=style))
+    render_verdict(report["verdict"], console)
+    console.print(f"exit {report['verdict']['exit_code']} ({report['timings'].get('total_s', 0):.1f} s)", highlight=False)
 
 
 def _number(value: float | None) -> str:
@@ -50,3 +62,6 @@ def render_score(result: Mapping[str, Any], console: Any) -> None:
         table.add_row(t["task"], t["metric"] or "-", _number(t["track_a"]), _number(t["track_b"]),
                       str(t["weight"] or "-"), Text(t["outcome"] + (f": {t['reason'][:60]}" if t["reason"] else "")))
     console.print(table)
+    summary = (result.get("checks") or {}).get("summary")
+    if summary:
+        render_verdict(summary, console)

@@ -29,6 +29,7 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from checker.verdict import Summary
 from harness.stages.rejection import escape_name
 
 __all__ = ["cache_key", "collect_logs", "image_chain", "main", "md_code_block", "md_name", "md_text", "render_summary",
@@ -45,9 +46,10 @@ CACHE_LAYOUT = "v1"
 IMAGE_SOURCES = ("images", "harness/layers")
 
 STATUS_ICONS = {"passed": "✅", "failed": "❌", "warning": "⚠️", "skipped": "⏭️"}
+OUTCOME_ICONS = {"passes": "✅", "scored_with_problems": "⚠️", "excluded": "❌"}
 VERDICT_WORDS = {
     "passed": ("✅", "passed", "the encoder meets the contract"),
-    "failed": ("❌", "failed", "the encoder must be fixed: see the failed checks below"),
+    "failed": ("❌", "failed", "the encoder must be fixed: see what to fix below"),
     "error": ("🛠️", "infrastructure error", "not your encoder's fault: the runner, the engine or the harness failed; "
               "rerun the job, and report it if it persists"),
 }
@@ -145,6 +147,9 @@ def render_summary(
     if status not in VERDICT_WORDS:
         status = "error"
     icon, word, note = VERDICT_WORDS[status]
+    verdict = Summary.from_dict(report["verdict"]) if report and report.get("verdict") else None
+    if verdict is not None and verdict.outcome.value in OUTCOME_ICONS:
+        icon = OUTCOME_ICONS[verdict.outcome.value]
     sub = (report or {}).get("submission") or {}
     encoder = (f"{md_name(sub['encoder_file'], 120)} class {md_name(sub.get('encoder_class', '?'), 120)}"
                if sub.get("encoder_file") else "")
@@ -154,12 +159,13 @@ def render_summary(
         out.append(f"`aecc validate` wrote no usable report (exit code {exit_code}). {note[0].upper() + note[1:]}.")
     else:
         counts = {s: sum(c["status"] == s for c in report["checks"]) for s in ("passed", "failed", "warning", "skipped")}
-        out.append(f"**{note[0].upper() + note[1:]}.** Exit code {exit_code}; "
+        extra = f" {note[0].upper() + note[1:]}." if status == "error" else ""
+        out.append(f"**{md_text(verdict.headline if verdict else note, 1000)}**{extra} Exit code {exit_code}; "
                    + ", ".join(f"{n} {s}" for s, n in counts.items() if n) + ".")
     out.append("")
 
     flavour = sub.get("torch_flavour")
-    facts = [("exit code", f"{exit_code} (0 passed, 1 must be fixed, 2 infrastructure)")]
+    facts = [("exit code", f"{exit_code} (0 no rule or scoring check failed, 1 otherwise, 2 infrastructure)")]
     if sub.get("torch_version") or flavour:
         what = {"cpu": "the `+cpu` build: checks run on the CPU; the T4 evaluation runs the CUDA build",
                 "cuda": "PyPI's CUDA build, what the T4 evaluation runs"}.get(flavour or "", "unknown flavour")
@@ -178,16 +184,21 @@ def render_summary(
     out += ["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in facts] + [""]
 
     if report is not None:
-        out += ["### Checks", "", "| check | status | message |", "|---|---|---|"]
+        if verdict is not None:
+            # The verdict in its own words, as every tool prints it: headline, then by level with fixes.
+            out += ["### Verdict", "", md_code_block("\n".join(verdict.lines()), SUMMARY_CAP // 4), ""]
+        out += ["### Checks", "", "| check | level | status | message |", "|---|---|---|---|"]
         for c in report["checks"]:
-            out.append(f"| {md_name(c['id'], 80)} | {STATUS_ICONS.get(c['status'], '')} "
-                       f"{md_text(c['status'], 20)} | {md_text(c['message'])} |")
+            out.append(f"| {md_name(c['id'], 80)} | {md_text(c.get('level') or '-', 20)} | "
+                       f"{STATUS_ICONS.get(c['status'], '')} {md_text(c['status'], 20)} | {md_text(c['message'])} |")
         out.append("")
-        failed = [c for c in report["checks"] if c["status"] == "failed"]
-        if failed:
+        counted = [i for i in verdict.items if not i.advisory or verdict.strict] if verdict else \
+            [c for c in report["checks"] if c["status"] == "failed"]
+        if counted:
             out += ["### What to fix", ""]
-            for c in failed:
-                out.append(f"#### ❌ {md_name(c['id'], 80)}")
+            for item in counted:
+                c = item.to_dict() if verdict else item
+                out.append(f"#### ❌ {md_name(c['id'], 80)}" + (f" ({md_text(c['level'], 20)})" if c.get("level") else ""))
                 out.append("")
                 out.append(md_text(c["message"], 1000))
                 out.append("")
@@ -198,10 +209,10 @@ def render_summary(
                         out += [f"{key}:", "", md_code_block(c[key]), ""]
                 if c.get("log"):
                     out += [f"log: {md_name(Path(str(c['log'])).name)} (in the artifact's logs)", ""]
-        warnings = [c for c in report["checks"] if c["status"] == "warning"]
-        if warnings:
-            out += ["### Warnings", ""] + [f"- {md_name(c['id'], 80)}: {md_text(c['message'])}"
-                                            + (f" Fix: {md_text(c['fix'])}" if c.get("fix") else "") for c in warnings]
+        advice = [i for i in verdict.items if i.advisory and not verdict.strict] if verdict else []
+        if advice:
+            out += ["### Advice", ""] + [f"- {md_name(i.id, 80)} ({md_text(i.status, 20)}): {md_text(i.message)}"
+                                          + (f" Fix: {md_text(i.fix)}" if i.fix else "") for i in advice]
             out.append("")
 
     steps = dict((report or {}).get("timings") or {})
@@ -388,6 +399,7 @@ def _cmd_summary(args: argparse.Namespace) -> int:
         failed = [c["id"] for c in (report or {}).get("checks", []) if c["status"] == "failed"]
         write_outputs(Path(outputs), {
             "status": (report or {}).get("status", "error"), "exit-code": args.exit_code,
+            "verdict": ((report or {}).get("verdict") or {}).get("headline", ""),
             "failed-checks": " ".join(failed), "torch-flavour": sub.get("torch_flavour", ""),
             "report": args.report if report is not None else "",
             "junit": args.junit if args.junit and Path(args.junit).is_file() else "",

@@ -38,6 +38,8 @@ def render_status(doc: Mapping[str, Any], console: Any) -> None:
         state = s["state"] + (f" ({s['stage']})" if s.get("stage") else "") + (" signed" if s["signed"] else "")
         if s.get("scheduler"):
             state += f"\nslurm {s['scheduler'].get('job_id')} {s['scheduler'].get('state', '')}"
+        if s.get("verdict"):
+            state += f"\ncheck: {_plain(s['verdict'])[:200]}"
         if s.get("stale"):
             state += "\nstale: scored with an older runtime"
         table.add_row(s["sha256"][:12], Text(_plain(s["name"])), Text(state, style=STATE_STYLES.get(s["state"], "")),

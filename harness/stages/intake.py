@@ -1,6 +1,6 @@
 """Intake: a participant's ZIP (or folder) becomes an immutable, content-addressed submission.
 
-Policy (DESIGN.md "intake", research/sandboxing.md section 2):
+Policy (docs/DESIGN.md "intake", docs/THREAT_MODEL.md):
 
 * **Refuse, never sanitise.** Every entry name and header is checked before one byte is extracted.
   All problems are collected; the error carries the first one's `RejectReason` (stable string id) and

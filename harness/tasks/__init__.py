@@ -1,8 +1,7 @@
-"""The tasks: the challenge's task registry as data, task arguments, and the generated demo tasks.
+"""The tasks: the challenge's task registry as data, task arguments, the model store and task sets.
 
 `registry` loads and validates `registry.json`; `arguments` turns a command-line task (a registry
 name or a task module file) into a source; `models` is the offline store of X-ARES's pretrained
 dependencies (`aecc models fetch`); `sets` plans a whole task set (which tasks run, which cannot and
-why); `demo` generates small X-ARES-format tasks for the demo and the tests, apart from the production
-stages.
+why). The small X-ARES-format tasks the demo and the tests generate are made by `harness.demodata`.
 """

@@ -408,8 +408,10 @@ def test_gate_passes_a_good_fork_and_fails_a_broken_one_saying_why(gate, client,
     summary = job.summary
     assert summary.startswith("## AECC validate: ✅ passed for `my_encoder.py` class `TinyConvEncoder`")
     assert "| torch | 2\\.13\\.0, **cpu** flavour" in summary
-    assert re.search(r"^\| `output_dim_match` \| ✅ passed \|", summary, re.M)
+    assert re.search(r"^\| `output_dim_match` \| rule \| ✅ passed \|", summary, re.M)
     assert "### What to fix" not in summary
+    assert validate["verdict"] == report["verdict"]["headline"] and validate["verdict"].startswith("passes (")
+    assert f"aecc-gate: {validate['verdict']}" in job.log
     assert re.search(r"^\| torch\\-2\\.13\\.0\\-cpu \| `aecc/torch:2\.13\.0-cpu-[0-9a-f]{16}` \| [\d.]+ [GM]B \|",
                      summary, re.M)
     assert re.search(r"^\| gate\\: aecc validate \| [\d.]+ \|", summary, re.M)
@@ -455,7 +457,10 @@ def test_gate_passes_a_good_fork_and_fails_a_broken_one_saying_why(gate, client,
         in failure.text
     summary = job.summary
     assert summary.startswith("## AECC validate: ❌ failed for `my_encoder.py` class `TinyConvEncoder`")
-    assert re.search(r"^\| `output_dim_match` \| ❌ failed \|", summary, re.M)
+    assert re.search(r"^\| `output_dim_match` \| rule \| ❌ failed \|", summary, re.M)
+    headline = report["verdict"]["headline"]
+    assert headline.startswith("will be excluded: output_dim_match failed") and validate["verdict"] == headline
+    assert f"```text\n{headline}\n" in summary
     fix_section = summary.split("### What to fix", 1)[1]
     assert "#### ❌ `output_dim_match`" in fix_section and f"**Fix:** {md_text(failed['fix'], 1000)}" in fix_section
     assert f"expected:\n\n{md_code_block(failed['expected'])}" in fix_section
@@ -464,7 +469,7 @@ def test_gate_passes_a_good_fork_and_fails_a_broken_one_saying_why(gate, client,
     assert "| image cache | hit\\: " in summary and re.search(r"^\| gate\\: load the image cache \| [\d.]+ \|",
                                                               summary, re.M)
     assert list((out / "logs").glob("*check.log")), "the failed check's log is in the artifact"
-    assert "::error title=AECC contract::the encoder must be fixed" in job.log
+    assert f"::error title=AECC contract::{headline}: see the job summary" in job.log
 
     with capsys.disabled():  # the sizes, for the record
         sizes = {e["layer"]: e["size_bytes"] for e in json.loads((out / "chain.json").read_text())}

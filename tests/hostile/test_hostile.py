@@ -335,7 +335,7 @@ def test_hostile_leakage_between_runs(client, profiles, tmp_path):
 @pytest.fixture(scope="session")
 def score_env(tmp_path_factory) -> Path:
     """tiny_tones with a canary in every label (as tests/harness/pipelines/test_score.py does)."""
-    from harness.tasks import demo as taskgen
+    from harness import demodata as taskgen
 
     root = tmp_path_factory.mktemp("xares-env")
     taskgen.generate(root, ["tiny_tones"], seed=0)

@@ -64,7 +64,7 @@ SpectralEncoder.forward = _maybe_hog
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory, client) -> Path:
-    from harness.tasks import demo
+    from harness import demodata as demo
 
     root = tmp_path_factory.mktemp("xares-env")
     demo.generate(root, ["tiny_tones", "tiny_crop"], seed=0)

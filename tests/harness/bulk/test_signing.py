@@ -30,7 +30,7 @@ def test_a_signed_run_verifies_and_leaks_no_key(client, tmp_path, monkeypatch):
     from harness.sandbox import run as sandbox_run
     from harness.sandbox import warm
     from harness.stages import encode as encode_stage
-    from harness.tasks import demo
+    from harness import demodata as demo
     from harness.tasks.arguments import resolve_tasks
 
     env = tmp_path / "env"

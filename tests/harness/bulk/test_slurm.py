@@ -230,7 +230,7 @@ def make_inbox(root: Path, names: list[str]) -> tuple[Path, list[str]]:
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory) -> Path:
-    from harness.tasks import demo
+    from harness import demodata as demo
 
     root = tmp_path_factory.mktemp("xares-env")
     demo.generate(root, ["tiny_tones", "tiny_crop"], seed=0)

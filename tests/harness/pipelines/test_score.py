@@ -18,6 +18,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from harness import demodata as taskgen
 from harness import schemas
 from harness.bulk.run import score_path
 from harness.errors import InfraError
@@ -33,7 +34,6 @@ from harness.sandbox.run import run_stage
 from harness.sandbox.spec import Mount, Outcome, RunSpec
 from harness.stages import encode as encode_stage
 from harness.stages import prepare as prepare_stage
-from harness.tasks import demo as taskgen
 from harness.tasks.arguments import resolve_task, resolve_tasks
 
 REPO = Path(__file__).resolve().parents[3]
@@ -418,3 +418,41 @@ def test_registry_task_names_run_xares_own_task_modules(client, tmp_path):
     assert task["outcome"] == "scored" and task["weight"] == 400  # X-ARES's eval_weight for ESC-50
     assert set(task["counts"]) == {"1", "2", "3", "4", "5"}
     assert task["track_b"] == pytest.approx(1.0)  # two pure tones: kNN cannot miss
+
+
+def test_a_hang_in_encode_fails_its_task_in_seconds_and_a_steady_slow_encoder_is_never_cut(env, tmp_path):
+    """The watchdog (checker/watchdog.py) in encode: a batch that never returns fails its task at the
+    budget the encoder's own measured speed gives, not at the stage's wall clock (the default cpu
+    profile's, minutes); the next task, in a fresh container, still scores. An encoder 50x slower
+    than `good` but steady scores every task."""
+    from checker.watchdog import BUDGET_FLOOR_S
+
+    spin = tmp_path / "spin"
+    spin.mkdir()
+    (spin / "encoder.py").write_text((GOOD / "encoder.py").read_text() + '''
+
+_forward = SpectralEncoder.forward
+
+
+def _maybe_spin(self, audio):
+    while audio.shape[-1] > 24000:  # every batch of tiny_tones (clips up to 3 s); never tiny_crop's 1 s
+        pass
+    return _forward(self, audio)
+
+
+SpectralEncoder.forward = _maybe_spin
+''')
+    wall_clock = load_profile("cpu").stage(Stage.ENCODE).wall_clock_s
+    result = _score(env, tmp_path / "out", "tiny_tones", "tiny_crop", source=spin, max_seconds=60)
+    tasks = _by_task(result)
+    assert tasks["tiny_tones"]["outcome"] == "failed", tasks
+    assert "forward_timeout" in tasks["tiny_tones"]["reason"] and "did not return within" in tasks["tiny_tones"]["reason"]
+    assert tasks["tiny_crop"]["outcome"] == "scored"
+    assert result["timings"]["encode_s"] < 2 * BUDGET_FLOOR_S + 90 < wall_clock, result["timings"]
+    # The check stage met the same hang at its 3 s input: scored, with the problem at its level.
+    assert result["checks"]["summary"]["headline"].startswith("will be scored, but: forward_lengths failed")
+
+    slow = REPO / "tests" / "fixtures" / "encoders" / "steady_slow"
+    result = _score(env, tmp_path / "slow", "tiny_crop", source=slow, max_seconds=60)
+    assert _by_task(result)["tiny_crop"]["outcome"] == "scored", result["tasks"]
+    assert result["checks"]["summary"]["outcome"] == "passes", result["checks"]["summary"]

@@ -112,8 +112,11 @@ def test_memory_cap_in_the_check_stage_is_oom(client, tmp_path):
     )
     code, report, err = aecc_validate(tmp_path, str(sub), "--profile", str(tmp_path / "small.json"))
     assert code == 1, err
-    check = by_id(report)["check"]
-    assert check["status"] == "failed" and "oom" in check["message"]
+    check = by_id(report)["sandbox"]
+    assert check["status"] == "failed" and "oom" in check["message"] and check["level"] == "scoring"
+    # The hog hit the cap on the warm-up, before X-ARES's own call: what X-ARES checks was never established.
+    assert report["verdict"]["outcome"] == "excluded", report["verdict"]
+    assert by_id(report)["forward_basic"]["status"] in ("failed", "skipped")
 
 
 def test_unreachable_engine_is_an_error_not_a_failure(tmp_path):

@@ -78,7 +78,7 @@ def test_summary_shows_checks_fixes_flavour_timings_and_sizes():
     table = section(text, "Checks")
     for check_id, status in [("intake", "passed"), ("build", "passed"), ("output_rank", "passed"),
                              ("output_dim_match", "failed"), ("padding_sensitivity", "warning"), ("cuda", "skipped")]:
-        assert re.search(rf"^\| `{check_id}` \| \S+ {status} \|", table, re.M), check_id
+        assert re.search(rf"^\| `{check_id}` \| [a-z-]+ \| \S+ {status} \|", table, re.M), check_id
     fix = section(text, "What to fix")
     assert "#### ❌ `output_dim_match`" in fix
     assert "**Fix:** set output\\_dim to the size of the last dimension forward returns" in fix
@@ -86,7 +86,11 @@ def test_summary_shows_checks_fixes_flavour_timings_and_sizes():
     assert "`check.log` (in the artifact's logs)" in fix
     assert "output_rank" not in fix  # only failed checks are in the fix list
     assert "| torch | 2\\.13\\.0, **cpu** flavour (the `+cpu` build" in text
-    assert "| exit code | 1 (0 passed, 1 must be fixed, 2 infrastructure) |" in text
+    assert "| exit code | 1 (0 no rule or scoring check failed, 1 otherwise, 2 infrastructure) |" in text
+    assert "**will be excluded\\: output\\_dim\\_match failed\\: " in text  # the verdict's first line
+    verdict = section(text, "Verdict")
+    assert "will be excluded: output_dim_match failed: the output's last dimension differs" in verdict
+    assert "rule (excludes the submission):" in verdict and "advice (worth fixing; costs no points):" in verdict
     assert "| event | pull\\_request |" in text and "artifact aecc\\-validate\\-report" in text
     timings = section(text, "Timings")
     assert "| build | 42.0 |" in timings and "| total | 70.0 |" in timings and "| gate\\: install | 31.0 |" in timings
@@ -94,14 +98,15 @@ def test_summary_shows_checks_fixes_flavour_timings_and_sizes():
     assert "| root | `debian:bookworm-slim` | 75 MB | 75 MB |" in images
     assert "| torch\\-2\\.13\\.0\\-cpu | `aecc/torch:2.13.0-cpu-0123456789abcdef` | 1.05 GB | 730 MB |" in images
     assert "torch-2.11.0" not in images  # images of other chains are not "the layers used"
-    assert "### Warnings" in text and "padding" in section(text, "Warnings")
+    assert "### Advice" in text and "padding" in section(text, "Advice")
+    assert "padding" not in fix  # advice is not a fix the gate asks for
 
 
 def test_a_passed_run_has_no_fix_section_and_says_so():
     checks = (Check("intake", "passed", "ok"), Check("output_dim_match", "passed", "D == output_dim"))
     text = github.render_summary(report(*checks, status=Verdict.PASSED), exit_code=0, images=IMAGES, chain=CHAIN)
     assert text.startswith("## AECC validate: ✅ passed")
-    assert "the encoder meets the contract" in text.lower()
+    assert "**passes \\(0 advisories\\)**" in text
     assert "### What to fix" not in text
 
 
@@ -125,7 +130,7 @@ def test_an_error_report_is_not_the_encoders_fault():
 
 def test_long_values_are_cut_and_the_summary_stays_under_githubs_limit():
     log_tail = "Traceback (most recent call last):\n" + "x" * 10_000
-    many = tuple(Check(f"c{i}", "failed", "m" * 400, found=log_tail, fix="f") for i in range(300))
+    many = tuple(Check("forward_lengths", "failed", "m" * 400, found=log_tail, fix="f") for i in range(300))
     text = github.render_summary(report(*many), exit_code=1)
     assert len(text.encode()) <= github.SUMMARY_CAP + 200
     assert "more characters in the JSON report" in text
@@ -157,7 +162,7 @@ def test_encoder_text_cannot_become_markdown_or_html():
     check_table = next(t for t in tables if "<th>check</th>" in t)
     rows = re.findall(r"<tr>(.*?)</tr>", check_table, re.S)
     assert len(rows) == 1 + len(checks)
-    assert all(len(re.findall(r"<t[hd]", row)) == 3 for row in rows)
+    assert all(len(re.findall(r"<t[hd]", row)) == 4 for row in rows)
     # The text is still there, shown literally: a reader sees what the encoder said.
     assert "&lt;img src=https://evil.example/p.png&gt;" in html and "| forged | row | here |" in html
     # The block holding `found` is one block from its fence to the closing one.
@@ -228,6 +233,7 @@ def test_summary_command_appends_the_summary_and_sets_outputs(tmp_path, monkeypa
     assert "| event | push |" in text and "| gate\\: load | 3.5 |" in text
     assert parse_outputs(outputs.read_text()) == {
         "status": "failed", "exit-code": "1", "failed-checks": "output_dim_match", "torch-flavour": "cpu",
+        "verdict": "will be excluded: output_dim_match failed: the output's last dimension differs from output_dim",
         "report": str(tmp_path / "report.json"), "junit": str(tmp_path / "j.xml")}
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from harness import demodata as demo
 from harness import paths
 from harness.bulk.run import score_path
 from harness.layers.build import build_chain
@@ -27,7 +28,7 @@ from harness.sandbox import engine
 from harness.sandbox import run as sandbox_run
 from harness.sandbox.profiles import Stage, load_profile
 from harness.sandbox.spec import Mount, Outcome, RunSpec
-from harness.tasks import demo, models
+from harness.tasks import models
 from harness.tasks.arguments import resolve_tasks
 
 REPO = Path(__file__).resolve().parents[3]

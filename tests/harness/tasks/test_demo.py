@@ -27,8 +27,8 @@ from pathlib import Path
 
 import pytest
 
+from harness import demodata as taskgen
 from harness.errors import ImageBuildError, InfraError, UsageError
-from harness.tasks import demo as taskgen
 
 REPO = Path(__file__).resolve().parents[3]
 DEMO_TASKS = REPO / "demo_tasks"
@@ -277,26 +277,29 @@ def test_bad_arguments_are_usage_errors(tmp_path):
 def test_cli(suite, tmp_path):
     env, manifest, _ = suite
     run = subprocess.run(
-        [sys.executable, "-m", "harness.tasks.demo", str(tmp_path), "--tasks", "tiny_esc", "--json"],
+        [sys.executable, "-m", "harness.demodata", str(tmp_path), "--tasks", "tiny_esc", "--json"],
         cwd=REPO, capture_output=True, text=True, timeout=120,
     )
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout) == {"tiny_esc": manifest["tiny_esc"]}
     bad = subprocess.run(
-        [sys.executable, "-m", "harness.tasks.demo", str(tmp_path), "--tasks", "nope"],
+        [sys.executable, "-m", "harness.demodata", str(tmp_path), "--tasks", "nope"],
         cwd=REPO, capture_output=True, text=True, timeout=120,
     )
     assert bad.returncode == 2 and "expected: one or more of tiny_tones" in bad.stderr
 
 
 def test_demo_task_generator_imports_only_the_standard_library():
-    tree = ast.parse((REPO / "harness" / "tasks" / "demo.py").read_text())
-    mods = {
-        (n.module if isinstance(n, ast.ImportFrom) else a.name).split(".")[0]
-        for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))
-        for a in n.names
-    }
-    assert mods - {"__future__", "harness"} <= set(sys.stdlib_module_names), mods
+    modules = sorted((REPO / "harness" / "demodata").glob("*.py"))
+    assert modules
+    for module in modules:
+        tree = ast.parse(module.read_text())
+        mods = {
+            (n.module if isinstance(n, ast.ImportFrom) else a.name).split(".")[0]
+            for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))
+            for a in n.names
+        }
+        assert mods - {"__future__", "harness"} <= set(sys.stdlib_module_names), (module.name, mods)
 
 
 # --- X-ARES reads it, in the runtime image ---------------------------------------------------

@@ -15,11 +15,11 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from harness import demodata as demo
 from harness import schemas
 from harness.bulk.run import score_path
 from harness.pipelines.score import ScoreSettings
 from harness.sandbox import engine
-from harness.tasks import demo
 from harness.tasks.arguments import resolve_tasks
 from harness.tasks.registry import load_registry
 from harness.tasks.sets import check_data

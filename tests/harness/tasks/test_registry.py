@@ -36,7 +36,7 @@ from harness.tasks.registry import (
     registry_from_dict,
 )
 
-# The paper's Table 1 (shared/challenge/000_*.txt): dataset -> (metric, #, Track B check mark).
+# The paper's Table 1 (arXiv:2501.15302): dataset -> (metric, #, Track B check mark).
 PAPER_TABLE1 = {
     "Speech Commands": ("Acc", 30, True),
     "LibriCount": ("Acc", 11, True),

@@ -1,0 +1,146 @@
+"""What the bench's figures mean and what they must meet: each metric's unit and description, the
+targets the issue sets, and the notes that explain a miss or the parallel scaling.
+
+Kept apart from the scenarios and the entry point so that the targets can be checked and explained
+on any metrics, synthetic ones included (tests/bench), without an engine or a container, and so
+that a target and the numbers that explain its miss are read side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Sequence
+
+from bench.sampling import Recorder
+
+#: (metric, comparison, threshold, what the issue asks)
+TARGETS = (
+    ("validate_warm_s", "<", 20.0, "validate warm under 20 s"),
+    ("validate_cold_build_s", "<", 120.0, "validate with a cold submission build under 120 s (no downloads)"),
+    ("ratio_first_vs_direct", "<=", 1.25, "first submission at most 1.25x bare X-ARES"),
+    ("ratio_second_vs_direct", "<", 1.0, "second submission at the same sample rate below 1.0x bare X-ARES"),
+    ("batch_rss20_peak_mib", "<", 300.0, "orchestrator RSS under 300 MB with 20 queued submissions"),
+    ("ratio_batch_vs_sequential", "<", 1.0, "a batch of K faster than K sequential `aecc score` runs"),
+    ("ratio_batch_vs_direct", "<=", 0.8, "a batch of K at most 0.8x K bare X-ARES runs"),
+    ("ratio_large_first_vs_direct", "<=", 1.05, "larger suite: first submission at most 1.05x bare X-ARES"),
+    ("ratio_large_second_vs_direct", "<=", 0.8, "larger suite: second submission at most 0.8x bare X-ARES"),
+    ("ratio_crepe_lock_vs_cold", "<=", 1.0, "a lock-based rebuild of the CREPE example not slower than its first build"),
+)
+
+
+def define_metrics(rec: Recorder, args: argparse.Namespace) -> None:
+    """Every fixed metric, in the order the table and the JSON list them (groups add their own
+    per-stage, per-N and per-task metrics as they run)."""
+    rec.define("validate_warm_s", "s", "`aecc validate examples/good_encoder`, images and submission image cached")
+    rec.define("validate_cold_build_s", "s", "`aecc validate` of a new throwaway copy: cold submission build")
+    rec.define("validate_cold_build_stage_s", "s", "the build stage's own timing inside that validate")
+    rec.define("images_noop_s", "s", "`aecc images build`, every layer cached")
+    rec.define("direct_xares_s", "s", "X-ARES 0.1.3 directly (`python -m xares.run --max-jobs 0`) on the demo suite")
+    rec.define("score_first_s", "s", "`aecc score`, first submission (empty prepare cache, cold submission build)")
+    rec.define("score_second_s", "s", "`aecc score`, second submission at the same sample rate (prepare cached)")
+    rec.define("ratio_first_vs_direct", "x", "first submission / X-ARES directly, paired per repeat")
+    rec.define("ratio_second_vs_direct", "x", "second submission / X-ARES directly, paired per repeat")
+    rec.define("ratio_second_vs_first", "x", "second submission / first submission, paired per repeat")
+    rec.define("score_second_cold_s", "s", "`aecc score --no-warm-start`, another second submission: "
+               "each stage's container started only when its inputs are ready")
+    rec.define("ratio_warm_vs_cold_second", "x", "second submission with warm start / without, paired per repeat")
+    rec.define("orchestrator_rss_peak_mib", "MiB", "peak RSS of one `aecc score` process tree (docker excluded)")
+    rec.define("batch_s", "s", f"one `aecc score` batch of {args.batch_k} throwaway submissions (fresh AECC_HOME)")
+    rec.define("batch_sequential_s", "s", f"{args.batch_k} sequential `aecc score` runs (fresh AECC_HOME)")
+    rec.define("batch_direct_s", "s", f"{args.batch_k} bare X-ARES runs")
+    rec.define("ratio_batch_vs_sequential", "x", "the batch / the sequential runs, paired per repeat")
+    rec.define("ratio_batch_vs_direct", "x", "the batch / the bare X-ARES runs, paired per repeat")
+    rec.define("batch_rss_peak_mib", "MiB", "peak RSS of the batch's `aecc score` process tree")
+    rec.define("batch_rss20_peak_mib", "MiB", "peak RSS of one `aecc score` with 20 queued submissions")
+    rec.define("batch_rss20_s", "s", "20 submissions (tiny_tones only) in one `aecc score`")
+    rec.define("large_direct_s", "s", "X-ARES directly on the larger suite (about 37 min of audio)")
+    rec.define("large_first_s", "s", "`aecc score` on the larger suite, first submission (prepare runs)")
+    rec.define("large_second_s", "s", "`aecc score` on the larger suite, second submission (prepare cached)")
+    rec.define("ratio_large_first_vs_direct", "x", "larger suite: first submission / X-ARES directly")
+    rec.define("ratio_large_second_vs_direct", "x", "larger suite: second submission / X-ARES directly")
+    rec.define("repeats_score_stage_1_s", "s", "larger suite: the score stage with one Track A run")
+    rec.define(f"repeats_score_stage_{args.repeats_n}_s", "s", f"larger suite: the score stage with {args.repeats_n}")
+    rec.define("ratio_repeats_n_vs_1", "x", f"score stage with {args.repeats_n} Track A repeats / with 1")
+    rec.define("crepe_build_cold_s", "s", "CREPE example: the build stage of its first build (resolves, downloads)")
+    rec.define("crepe_build_lock_s", "s", "CREPE example: the build stage of a rebuild from its lock")
+    rec.define("ratio_crepe_lock_vs_cold", "x", "lock-based rebuild / first build")
+    rec.define("asr_track_a_s", "s", "LibriSpeech ASR on the small generated set, stand-in LM: Track A, 3 repeats "
+               "(the score agent's clock)")
+    rec.define("asr_track_a_per_repeat_s", "s", "the same, per repeat")
+    rec.define("asr_score_peak_mib", "MiB", "the score container's peak memory (cgroup) while scoring ASR")
+    rec.define("asr_score_stage_s", "s", "the score stage of the ASR run (container start, X-ARES import, both tracks)")
+
+
+def evaluate_targets(metrics: dict[str, dict], notes: list[str]) -> list[dict]:
+    out = []
+    for metric, op, threshold, text in TARGETS:
+        value = (metrics.get(metric) or {}).get("median")
+        if value is None:
+            out.append({"target": text, "metric": metric, "op": op, "threshold": threshold, "value": None,
+                        "status": "not measured", "note": ""})
+            continue
+        ok = value < threshold if op == "<" else value <= threshold
+        note = "" if ok else f"missed by {(value / threshold - 1) * 100:.0f} % ({value:.3g} vs {threshold:g})"
+        out.append({"target": text, "metric": metric, "op": op, "threshold": threshold, "value": round(value, 4),
+                    "status": "pass" if ok else "miss", "note": note})
+    return out
+
+
+# Which numbers explain each ratio target: (baseline metric, what the baseline is, prefix of the
+# harness run's per-stage metrics or None, what the harness run is).
+MISS_SOURCES = {
+    "ratio_first_vs_direct": ("direct_xares_s", "bare X-ARES on the demo suite", "score_first_stage_",
+                              "first submission"),
+    "ratio_second_vs_direct": ("direct_xares_s", "bare X-ARES on the demo suite", "score_second_stage_",
+                               "second submission"),
+    "ratio_batch_vs_sequential": ("batch_sequential_s", "K sequential `aecc score` runs", None, "the batch"),
+    "ratio_batch_vs_direct": ("batch_direct_s", "K bare X-ARES runs", "score_second_stage_",
+                              "batch (a demo-suite second submission, by stage, for scale)"),
+    "ratio_large_first_vs_direct": ("large_direct_s", "bare X-ARES on the larger suite", "large_first_stage_",
+                                    "first submission on the larger suite"),
+    "ratio_large_second_vs_direct": ("large_direct_s", "bare X-ARES on the larger suite", "large_second_stage_",
+                                     "second submission on the larger suite"),
+    "ratio_crepe_lock_vs_cold": ("crepe_build_cold_s", "the CREPE example's first build stage", None,
+                                 "rebuild from its lock"),
+}
+
+
+def explain_misses(metrics: dict[str, dict], targets: list[dict]) -> list[str]:
+    """Where a ratio target is missed: its own baseline, and which of the harness's stages took the time."""
+    notes = []
+    for t in targets:
+        source = MISS_SOURCES.get(t["metric"])
+        if t["status"] != "miss" or source is None:
+            continue
+        baseline_metric, baseline_text, stage_prefix, run_text = source
+        baseline = (metrics.get(baseline_metric) or {}).get("median")
+        if baseline is None:
+            continue
+        note = f"{t['metric']} {t['value']:.2f}x: {baseline_text} took {baseline:.1f} s (median)"
+        stages = {k[len(stage_prefix):]: v["median"] for k, v in metrics.items()
+                  if stage_prefix and k.startswith(stage_prefix) and v.get("median") is not None}
+        if stages:
+            parts = ", ".join(f"{k} {v:.1f} s" for k, v in sorted(stages.items(), key=lambda kv: -kv[1]))
+            note += f"; the {run_text}, by stage (medians): {parts}"
+        notes.append(note)
+    return notes
+
+
+def parallel_note(metrics: dict[str, dict], counts: Sequence[int], cpus: int | None) -> str:
+    base = min(counts)
+    parts, stop = [], None
+    previous = (metrics.get(f"parallel_n{base}_throughput_per_min") or {}).get("median")
+    for n in counts:
+        value = (metrics.get(f"parallel_n{n}_throughput_per_min") or {}).get("median")
+        if value is None:
+            continue
+        parts.append(f"N={n}: {value:.2f}/min")
+        if n != base and previous and stop is None and value < previous * 1.1:
+            stop = n
+        previous = value
+    if not parts:
+        return "parallel: not measured"
+    where = (f"it stops scaling at N={stop} (less than +10 % throughput over N={stop - 1 if stop - 1 in counts else base})"
+             if stop else f"it still scales up to N={max(counts)}")
+    return (f"parallel throughput on {cpus} CPUs: {'; '.join(parts)}; {where}. Each container already gets the "
+            "profile's 2 CPUs, so on a 2-core host concurrent submissions share the same cores.")
