@@ -19,9 +19,11 @@ def render_verdict(verdict: Mapping[str, Any], console: Any, *, timing: str = ""
     style = {"passes": "bold green", "scored_with_problems": "bold yellow", "excluded": "bold red",
              "error": "bold magenta"}[summary.outcome.value]
     lines = summary.lines()
-    console.print(Text(lines[0] + timing, style=style))
+    # soft_wrap: each line of the verdict stays one line, whatever the console's width, so logs and
+    # CI show exactly the words the JSON holds.
+    console.print(Text(lines[0] + timing, style=style), soft_wrap=True)
     for line in lines[1:]:
-        console.print(Text(line))
+        console.print(Text(line), soft_wrap=True)
 
 
 def render_validation(report: Mapping[str, Any], console: Any) -> None:

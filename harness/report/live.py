@@ -43,7 +43,10 @@ class Board:
         if self._live is not None:
             self._live.update(self.table())
         else:
-            self.console.print(Text(f"{sha[:12]} {escape_name(row['name'])[1:-1]}: {message}"), highlight=False)
+            name = escape_name(row["name"])[1:-1]
+            # A submission without a sender or file name is named by its sha: say it once.
+            who = sha[:12] if name in (sha[:12], sha) else f"{sha[:12]} {name}"
+            self.console.print(Text(f"{who}: {message}"), highlight=False, soft_wrap=True)
 
     def done(self, sha: str, outcome: str) -> None:
         with self._lock:

@@ -63,7 +63,7 @@ def test_one_verdict_in_every_tool(fixture, client, data, in_place_python, tmp_p
     report = json.loads((tmp_path / "v.json").read_text())
     headline = report["verdict"]["headline"]
     assert (validate.returncode, report["verdict"]["outcome"]) == (code, outcome), validate.stdout[-3000:]
-    assert f"\n{headline}\n" in f"\n{validate.stdout}", "the console prints the verdict's first line"
+    assert f"\n{headline}\n" in f"\n{validate.stdout}{validate.stderr}", "the console prints the verdict's first line"
     if deciding:
         assert any(i["id"] == deciding for i in report["verdict"]["items"]), report["verdict"]
     strict = run(BIN / "aecc", "validate", source, "--strict", "--json-out", tmp_path / "s.json", cwd=tmp_path)
@@ -99,7 +99,7 @@ def test_one_verdict_in_every_tool(fixture, client, data, in_place_python, tmp_p
                 cwd=tmp_path)
     status = json.loads(run(BIN / "aecc", "status", out, "--json", cwd=tmp_path).stdout)
     (sub,) = status["submissions"]
-    assert sub["verdict"] == headline, (sub["verdict"], headline, score.stdout[-2000:])
+    assert sub["verdict"] == headline, (sub["verdict"], headline, score.stderr[-2000:])
     if outcome == "excluded":
         assert sub["state"] == "excluded" and score.returncode == 1
         assert any(headline in f["reason"] for f in sub["failures"]), sub["failures"]

@@ -1,5 +1,5 @@
 """Returns int64 embeddings (and bf16 would be the same) in the encode stage only (it passes the check
-stage, where an integer output is a blocking failure): the encode stage refuses to store them."""
+stage, where an integer output fails `output_dtype`): the encode stage refuses to store them."""
 import torch
 
 from aecc_hostile_base import BaseEncoder, in_encode_stage
