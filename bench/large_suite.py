@@ -19,12 +19,12 @@ SPLITS = (1200, 300, 300)  # train, valid, test
 
 
 def spec():
-    from harness.demodata.specs import TaskSpec, _single_label_plan, _std_splits
-    from harness.demodata.tiny import TONES_CLASSES, _make_tones
+    from harness.demodata.specs import TaskSpec, single_label_plan, std_splits
+    from harness.demodata.tiny import TONES_CLASSES, make_tones
 
     train, valid, test = SPLITS
-    return TaskSpec(NAME, TONES_CLASSES, _std_splits(train, valid, test, train_shards=4),
-                    _make_tones, _single_label_plan(TONES_CLASSES))
+    return TaskSpec(NAME, TONES_CLASSES, std_splits(train, valid, test, train_shards=4),
+                    make_tones, single_label_plan(TONES_CLASSES))
 
 
 def generate(env_dir: Path, seed: int = 0) -> dict:

@@ -311,7 +311,7 @@ def _host_memory_limit() -> int | None:
     return limit
 
 
-def _t4_summary(data: dict) -> dict:
+def t4_summary(data: dict) -> dict:
     """What the run says about the Colab T4: the device it measured on and the budgets it checked."""
     env, thr, res = data.get("environment") or {}, data.get("throughput") or {}, data.get("resources") or {}
     gpus = env.get("gpus") or []
@@ -356,7 +356,7 @@ def build_report(source: str, target: Target | None, checks: list[dict], checker
             resources["gpu_memory_limit_bytes"] = int(torch.cuda.get_device_properties(0).total_memory)
         checker = {k: data.get(k) for k in ("environment", "throughput", "timings", "resources", "attributes")}
         checker["phases"] = "fetch then check, in one process, network on throughout"
-        checker["t4"] = _t4_summary(data)
+        checker["t4"] = t4_summary(data)
         if data.get("error"):
             checker["error"] = data["error"]
     status = "error" if verdict.outcome is Outcome.ERROR else ("passed" if verdict.ok else "failed")

@@ -221,7 +221,7 @@ def seed_everything() -> None:
         pass
 
 
-def _kind(value: Any) -> str:
+def describe_value(value: Any) -> str:
     return f"{type(value).__name__} {value!r}"[:200]
 
 

@@ -85,9 +85,9 @@ from checker.common import (
     P,
     SubmissionError,
     W,
-    _kind,
     call_submission,
     cpu_budget,
+    describe_value,
     memory_limit_bytes,
     parse_encoder_spec,
     seed_everything,
@@ -242,7 +242,7 @@ class Checker(ForwardChecks):
             self.blocked("class_name")
             return
         if not isinstance(obj, type):
-            self.add("class_found", F, f"{name} is not a class", expected="a class", found=_kind(obj),
+            self.add("class_found", F, f"{name} is not a class", expected="a class", found=describe_value(obj),
                      fix="point the manifest at the encoder class itself, not an instance or a factory")
             self.blocked("class_name")
             return
@@ -306,14 +306,15 @@ class Checker(ForwardChecks):
             allowed = ATTRIBUTE_RANGES["sampling_rate"]
             expected = f"an int number of Hz within {allowed.describe()}, e.g. 16000"
             if isinstance(sr, bool) or not isinstance(sr, numbers.Real):
-                self.add("attr_sampling_rate", F, "sampling_rate is not a number", expected=expected, found=_kind(sr),
+                self.add("attr_sampling_rate", F, "sampling_rate is not a number", expected=expected,
+                         found=describe_value(sr),
                          fix="set self.sampling_rate = 16000 (or the rate the model was trained at)")
             elif not isinstance(sr, numbers.Integral) and not float(sr).is_integer():
                 self.add("attr_sampling_rate", F, "sampling_rate is not a whole number of Hz", expected=expected,
-                         found=_kind(sr), fix="set sampling_rate to an int")
+                         found=describe_value(sr), fix="set sampling_rate to an int")
             elif sr not in allowed:
                 self.add("attr_sampling_rate", F, "sampling_rate is outside the plausible range", expected=expected,
-                         found=_kind(sr), fix="sampling_rate is in Hz (16000), not kHz (16)")
+                         found=describe_value(sr), fix="sampling_rate is in Hz (16000), not kHz (16)")
             else:
                 self.sr = int(sr)
                 notes = []
@@ -324,7 +325,7 @@ class Checker(ForwardChecks):
                 status = W if notes else P
                 self.report.attributes["sampling_rate"] = self.sr
                 self.add("attr_sampling_rate", status, "; ".join(notes) or f"sampling_rate = {self.sr} Hz",
-                         expected=expected if notes else None, found=_kind(sr) if notes else None,
+                         expected=expected if notes else None, found=describe_value(sr) if notes else None,
                          details={"sampling_rate": self.sr})
         ok, dim = self._attr("attr_output_dim", "output_dim")
         if ok:
@@ -334,7 +335,7 @@ class Checker(ForwardChecks):
                 self.report.attributes["output_dim"] = int(dim)
             else:
                 self.add("attr_output_dim", F, "output_dim must be a positive int (the size D of each frame embedding)",
-                         expected=f"an int within {allowed.describe()}, e.g. 768", found=_kind(dim),
+                         expected=f"an int within {allowed.describe()}, e.g. 768", found=describe_value(dim),
                          fix="set self.output_dim to D")
         ok, hop = self._attr("attr_hop_size", "hop_size_in_ms")
         if ok:
@@ -344,7 +345,7 @@ class Checker(ForwardChecks):
                 self.report.attributes["hop_size_in_ms"] = float(hop)
             else:
                 self.add("attr_hop_size", F, "hop_size_in_ms must be the time between output frames in milliseconds",
-                         expected=f"a number within {allowed.describe()}, e.g. 20 or 40", found=_kind(hop),
+                         expected=f"a number within {allowed.describe()}, e.g. 20 or 40", found=describe_value(hop),
                          fix="set self.hop_size_in_ms to the frame hop in ms (seconds * 1000)")
 
     def check_t4_pitfalls(self) -> None:

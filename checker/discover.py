@@ -61,7 +61,7 @@ UPSTREAM_TEMPLATE_SHA256: frozenset[str] = frozenset({
 
 __all__ = ["CHECKER_NAME", "MANIFEST_NAME", "TEMPLATE_NAME", "UPSTREAM_TEMPLATE_SHA256", "Candidate", "Discovered",
            "DiscoveryError", "EncoderSource", "Reason", "discover", "module_names", "parse_spec", "quote_name",
-           "require_binding", "template_fingerprint"]
+           "require_binding", "scrub", "template_fingerprint"]
 
 
 class Reason(str, enum.Enum):
@@ -178,7 +178,7 @@ _EXPECTED = {
 # ------------------------------------------------------------------ names shown to people
 
 
-def _scrub(text: str) -> str:
+def scrub(text: str) -> str:
     """Escape control, format (bidi), separator and unassigned characters; keep the rest readable."""
     out = []
     for ch in text:
@@ -193,7 +193,7 @@ def _scrub(text: str) -> str:
 def quote_name(name: str, limit: int = 200) -> str:
     """Quote a participant-chosen name so it is unambiguous and inert on a terminal (the same form
     as `harness.stages.rejection.escape_name`, which the host uses for everything else)."""
-    s = _scrub(name.replace("\\", "\\\\").replace("'", "\\'"))
+    s = scrub(name.replace("\\", "\\\\").replace("'", "\\'"))
     return "'" + (s[:limit] + "..." if len(s) > limit else s) + "'"
 
 

@@ -13,6 +13,11 @@ Files, per stage:
     score    host -> /ctl/jobs.json     [ScoreJob]          agent -> OUT (ScoreFailure JSON or the score)
     gate     host -> /ctl/go.json       Go | Cancel
 
+How a task is scored (Track A's repeats and seed, the key mode) is a `ScoreRequest` inside its
+`ScoreJob`: it travels in the jobs file, never in argv, and has one default per setting
+(`DEFAULT_MODE`, `DEFAULT_REPEATS`, `DEFAULT_SEED`), which `aecc score` and `ScoreSettings` use.
+Seeds derive from a base seed and labels with `derive_seed`, the one derivation both sides use.
+
 The encoder's attributes travel as `EncoderAttributes`, checked against `ATTRIBUTE_RANGES`, which
 the contract checker, the fetch stage and the trusted stages all use: an encoder that fails
 validation for its attributes cannot be scored either.
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import hashlib
 import json
 import math
 import numbers
@@ -37,6 +43,19 @@ class Mode(str, enum.Enum):
 
     UNIQUE = "unique"  # every crop keyed uniquely: nothing lost (default)
     XARES = "xares"  # X-ARES 0.1.3's keys: its reader keeps one crop of each clip per batch
+
+
+#: the one default of each scoring setting (`aecc score --mode/--repeats/--seed`, `ScoreSettings`)
+DEFAULT_MODE = Mode.UNIQUE
+DEFAULT_REPEATS = 3
+DEFAULT_SEED = 0
+
+
+def derive_seed(base: int, *parts: object) -> int:
+    """A 32-bit seed from a base seed and labels: a task's Track A seed from the run's seed (the host),
+    each repeat's and the shuffles' seeds from the task's (the agent)."""
+    digest = hashlib.sha256("|".join([str(base), *map(str, parts)]).encode()).digest()
+    return int.from_bytes(digest[:4], "big")
 
 
 class Level(str, enum.Enum):
@@ -204,21 +223,56 @@ class EncodeJob:
 
 
 @dataclasses.dataclass(frozen=True)
+class ScoreRequest:
+    """How the agent scores one task: Track A `repeats` times on seeds derived from `seed` (the task's
+    base seed, from the run's seed and the task only), crops keyed by `mode`. Every field is required on
+    the wire: the defaults are the host's (`DEFAULT_*`), never the agent's."""
+
+    seed: int
+    repeats: int
+    mode: Mode
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mode", Mode(self.mode))
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ValueError(f"seed must be an integer, not {self.seed!r}")
+        if isinstance(self.repeats, bool) or not isinstance(self.repeats, int) or self.repeats < 1:
+            raise ValueError(f"repeats must be an integer >= 1, not {self.repeats!r}")
+
+
+@dataclasses.dataclass(frozen=True)
 class ScoreJob:
     task: str
     config_function: str | None
     prepared: str
     embeddings: str
     work: str
-    seed: int
+    request: ScoreRequest
     out: str
+
+    def __post_init__(self) -> None:
+        if isinstance(self.request, dict):  # read back from the jobs file
+            object.__setattr__(self, "request", ScoreRequest(**self.request))
+        if not isinstance(self.request, ScoreRequest):
+            raise TypeError(f"request must be a ScoreRequest, not {type(self.request).__name__}")
 
 
 Job = TypeVar("Job", PrepareJob, EncodeJob, ScoreJob)
 
 
+def job_rows(jobs: Sequence[Any]) -> list[dict[str, Any]]:
+    """The jobs as the jobs file holds them (plain JSON data; enums by value), for `read_jobs`."""
+    return [json.loads(json.dumps(dataclasses.asdict(j), default=_plain)) for j in jobs]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    raise TypeError(f"{type(value).__name__} is not JSON data")
+
+
 def write_jobs(path: Path | str, jobs: Sequence[Any]) -> None:
-    Path(path).write_text(json.dumps([dataclasses.asdict(j) for j in jobs]))
+    Path(path).write_text(json.dumps(job_rows(jobs)))
 
 
 def read_jobs(path: Path | str, kind: type[Job]) -> list[Job]:

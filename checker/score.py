@@ -1,10 +1,12 @@
 """Score stage (trusted runtime image, network off): embeddings + labels -> X-ARES's Track A and B.
 
     python -P -m checker.score --jobs JOBS.json --encoder-name NAME --sampling-rate SR --hop-ms H
-        --output-dim D [--mode unique|xares] [--repeats N] [--models /models]
+        --output-dim D [--models /models]
 
-JOBS.json lists, per task, {"task", "config_function", "prepared", "embeddings", "work", "seed",
-"out"}; every task is scored in turn in one process and writes its own `out` JSON, an error too.
+JOBS.json lists one `checker.jobs.ScoreJob` per task: {"task", "config_function", "prepared",
+"embeddings", "work", "request": {"seed", "repeats", "mode"}, "out"}; every task is scored in turn in
+one process and writes its own `out` JSON, an error too. The argv holds what is the same for every
+task (the encoder); how a task is scored (`ScoreRequest`) is in its job.
 
 The probes are X-ARES's own: this module writes the encoded shards X-ARES's `make_encoded_tar`
 would have written (same order, same `npy` + `json` + key records, same shard size) into a scratch
@@ -12,13 +14,13 @@ env, then calls `XaresTask.run_mlp()` (Track A) and `XaresTask.run_knn()` (Track
 
 What differs from running X-ARES, and why:
 - Keys. X-ARES keys a record `filename + batch index`; several crops of one clip in one batch then
-  share a key and its reader drops all but one. `--mode unique` (default) suffixes a repeated key
-  with its position so nothing is lost; `--mode xares` reproduces the loss. Either way the number
+  share a key and its reader drops all but one. Mode `unique` (the default) suffixes a repeated key
+  with its position so nothing is lost; mode `xares` reproduces the loss. Either way the number
   of records X-ARES's reader yields is counted per split and reported beside what was written.
 - Seeds. X-ARES seeds its training shuffle from pid and time, so Track A differs run to run. Here
-  the `random.Random(<seed>)` calls inside `webdataset.filters` take seeds derived from `--seed`
-  instead (the shuffle itself is unchanged), and torch/numpy/random are reseeded per repeat. With
-  `--repeats N` Track A runs N times on derived seeds; mean, spread and seeds are reported.
+  the `random.Random(<seed>)` calls inside `webdataset.filters` take seeds derived from the request's
+  seed instead (the shuffle itself is unchanged), and torch/numpy/random are reseeded per repeat.
+  Track A runs the request's `repeats` times on derived seeds; mean, spread and seeds are reported.
 - Caches. The encoder class name X-ARES keys checkpoints and scores by is `--encoder-name`, unique
   per submission, in a scratch env that belongs to one submission and task.
 - Pretrained dependencies. Each task runs with its writable work folder as the working directory,
@@ -33,7 +35,6 @@ What differs from running X-ARES, and why:
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
 import json
 import math
@@ -53,6 +54,7 @@ from checker.jobs import (
     ScoreFailure,
     ScoreFailureKind,
     ScoreJob,
+    derive_seed,
     read_jobs,
     write_atomic,
 )
@@ -63,11 +65,6 @@ MAX_EMBEDDING_BATCH = 16 * 1024**3
 
 class ScoreInputError(Exception):
     """Embeddings that do not match what was prepared: the submission's encode output is wrong."""
-
-
-def derive_seed(base: int, *parts: object) -> int:
-    digest = hashlib.sha256(("|".join([str(base), *map(str, parts)])).encode()).digest()
-    return int.from_bytes(digest[:4], "big")
 
 
 class _SeededRandomModule(types.ModuleType):
@@ -175,16 +172,17 @@ def _float(value) -> float:
     return float(value.item() if hasattr(value, "item") else value)
 
 
-def score(args: argparse.Namespace) -> dict:
-    """One task: `args.task`, `.config_function`, `.prepared`, `.embeddings`, `.work`, `.seed`."""
+def score(args: argparse.Namespace, job: ScoreJob) -> dict:
+    """One task: `job`, scored as its `request` says, for the encoder `args` describes."""
     import numpy as np
     import torch
     import webdataset.filters as wds_filters
     from xares.task import XaresTask
 
     encoder = stand_in_encoder(args.encoder_name, args.sampling_rate, args.output_dim, args.hop_ms)
-    config = load_config(args.task, args.config_function, encoder)
-    config.env_root = str(Path(args.work) / "env")
+    request = job.request
+    config = load_config(job.task, job.config_function, encoder)
+    config.env_root = str(Path(job.work) / "env")
     # Read before XaresTask runs: its download step removes the names it handled from the list.
     dependencies = list(getattr(config, "pretrained_dependencies", None) or [])
     disabled = bool(getattr(config, "disabled", False))
@@ -192,24 +190,24 @@ def score(args: argparse.Namespace) -> dict:
     task_dir.mkdir(parents=True, exist_ok=True)
     (task_dir / config.xares_settings.audio_ready_filename).touch()  # never a Zenodo download
     task = XaresTask(config=config)
-    prepared, embeddings = Path(args.prepared), Path(args.embeddings)
+    prepared, embeddings = Path(job.prepared), Path(job.embeddings)
     order = json.loads((prepared / "audio" / "order.json").read_text())
     counts = {}
     for entry in order:
         counts[entry["split"]] = write_encoded(config, task, entry["split"], entry["dir"], prepared, embeddings,
-                                               args.mode, args.output_dim)
+                                               request.mode, args.output_dim)
     task.encoded_ready_path.touch()
     for entry in order:
         read, messages = count_read_back(config, task, entry["split"])
         counts[entry["split"]].update(read_back=read, lost=counts[entry["split"]]["written"] - read,
                                       reader_warnings=messages)
 
-    shim = _SeededRandomModule(args.seed)
+    shim = _SeededRandomModule(request.seed)
     wds_filters.random = shim
     track_a_values, seeds = [], []
     started = time.monotonic()
-    for repeat in range(args.repeats):
-        seed = derive_seed(args.seed, "track-a", repeat)
+    for repeat in range(request.repeats):
+        seed = derive_seed(request.seed, "track-a", repeat)
         seeds.append(seed)
         shim._base = seed
         shim._count = 0
@@ -223,7 +221,7 @@ def score(args: argparse.Namespace) -> dict:
     started = time.monotonic()
     track_b = None
     if config.do_knn:
-        shim._base = derive_seed(args.seed, "track-b")
+        shim._base = derive_seed(request.seed, "track-b")
         shim._count = 0
         torch.manual_seed(config.seed)
         value, _weight = task.run_knn()
@@ -233,7 +231,7 @@ def score(args: argparse.Namespace) -> dict:
         "formal_name": config.formal_name,
         "metric": config.metric,
         "eval_weight": config.eval_weight,
-        "mode": args.mode.value,
+        "mode": request.mode.value,
         "track_a": {
             "value": statistics.fmean(track_a_values) if track_a_values else None,
             "values": track_a_values,
@@ -276,18 +274,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sampling-rate", type=int, required=True)
     parser.add_argument("--hop-ms", type=float, required=True)
     parser.add_argument("--output-dim", type=int, required=True)
-    parser.add_argument("--mode", type=Mode, default=Mode.UNIQUE, help="unique (default) or xares")
-    parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--models", help="the verified model store, mounted read-only (aecc score --models)")
     args = parser.parse_args(argv)
     force_offline()
     for job in read_jobs(args.jobs, ScoreJob):
-        one = argparse.Namespace(**vars(args), task=job.task, config_function=job.config_function,
-                                 prepared=job.prepared, embeddings=job.embeddings, work=job.work, seed=int(job.seed))
         out = Path(job.out)
         try:
             enter_work_dir(job.work, args.models)
-            result = score(one)
+            result = score(args, job)
         except ScoreInputError as exc:
             write_atomic(out, ScoreFailure(ScoreFailureKind.EMBEDDINGS, str(exc)).to_json())
             print(f"aecc-score: {job.task}: {exc}", file=sys.stderr, flush=True)

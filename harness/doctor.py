@@ -124,7 +124,7 @@ def run_doctor(
     from harness.layers.build import current_ref
     from harness.layers.model import runtime_layer
     from harness.layers.options import BuildOptions
-    from harness.layers.rootfs import _image_or_none
+    from harness.layers.rootfs import image_or_none
     from harness.sandbox import gpu as gpu_mod
     from harness.sandbox.profiles import load_profile
 
@@ -299,7 +299,7 @@ def run_doctor(
     if client is not None:
         try:
             ref = current_ref(client, runtime_layer())
-            built = ref is not None and _image_or_none(client, ref) is not None
+            built = ref is not None and image_or_none(client, ref) is not None
             add(
                 Check(
                     "images",

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from harness.processes import process_start
+from harness.safeio import write_atomic
 
 JOURNAL_DIR = "journal"
 LEASES_DIR = "leases"
@@ -341,9 +342,7 @@ class Leases:
                 with self._lock:
                     self._held.discard(sha)
                 continue
-            tmp = self.path(sha).with_name(f".{sha}.{self.owner}.tmp")
-            tmp.write_bytes(self._content())
-            os.replace(tmp, self.path(sha))
+            write_atomic(self.path(sha), self._content())
 
     def release(self, sha256: str) -> None:
         with self._lock:

@@ -1,4 +1,5 @@
-"""Reading what a container wrote, without trusting it; writing what the harness keeps, durably.
+"""Reading what a container wrote, without trusting it; writing what the harness keeps, durably;
+hashing files. The harness's one copy of each (`checker/` keeps its own: it never imports `harness`).
 
 Container output lives in directories the container could write, so a "file" may be a symlink to
 a host secret, a FIFO that blocks the reader forever, a device, a hard link, or simply huge
@@ -8,11 +9,12 @@ only a regular file with one link, and reads at most `cap` bytes.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from harness.errors import SubmissionError
 
@@ -73,20 +75,51 @@ def read_json(path: Path, cap: int) -> Any:
 
 def write_atomic(path: Path, data: bytes | str, *, mode: int | None = None) -> Path:
     """Write `data` so that a reader (or a crash) sees the old file or the new one, never a part:
-    a temporary file beside it, fsync'd, renamed into place, and the folder fsync'd."""
+    a temporary file beside it, fsync'd, renamed into place, and the folder fsync'd.
+
+    The temporary file has a name of its own (no two writers, threads or processes, share one), is
+    created with `mode` from the start (a private file is never readable by others, not even before
+    the rename; without `mode`: the umask's default) and is removed when the write fails."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data.encode() if isinstance(data, str) else data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    if mode is not None:
-        os.chmod(tmp, mode)
-    os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                 0o666 if mode is None else mode)
+    try:
+        with open(fd, "wb") as fh:
+            if mode is not None:
+                os.fchmod(fh.fileno(), mode)  # the umask can only narrow the mode; this makes it exact
+            fh.write(data.encode() if isinstance(data, str) else data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+    return path
+
+
+def fsync_dir(path: Path) -> None:
+    """Make the entries of folder `path` durable (after a rename or link into it)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
-    return path
+
+
+#: how much of a file is hashed at a time
+HASH_CHUNK = 1 << 20
+
+
+def sha256_file(source: str | os.PathLike[str] | IO[bytes]) -> str:
+    """The sha256 (hex) of a file's bytes, read `HASH_CHUNK` at a time: a path (opened and closed
+    here), or a binary file the caller opened (read from where it stands to its end, left open)."""
+    if isinstance(source, (str, os.PathLike)):
+        with open(source, "rb") as fh:
+            return sha256_file(fh)
+    digest = hashlib.sha256()
+    while chunk := source.read(HASH_CHUNK):
+        digest.update(chunk)
+    return digest.hexdigest()

@@ -70,21 +70,20 @@ import os
 import quopri
 import re
 import stat
-import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from harness.errors import InfraError, UsageError
-from harness.stages.rejection import _scrub, escape_name
+from harness.safeio import sha256_file, write_atomic
+from harness.stages.rejection import escape_name, scrub
 
 __all__ = ["MAX_REPORT_PAGES", "Arrival", "ArrivalKind", "Inbox", "Report", "Unusable", "UnusableReason",
            "read_inbox"]
 
 MiB = 1024 * 1024
 MAX_REPORT_PAGES = 6  # the challenge rules: a technical report of at most 6 pages
-_CHUNK = MiB
 # A mail is base64 (4/3 of its attachments) plus text: one far beyond that cannot hold an attachment
 # within the cap, and is refused before the parser holds it in memory several times over.
 _MAIL_SLACK = 64 * MiB
@@ -453,15 +452,13 @@ class _Reader:
                 st = os.fstat(fin.fileno())
                 if not stat.S_ISREG(st.st_mode):
                     raise OSError(0, "not a regular file")
-                digest = hashlib.sha256()
-                while chunk := fin.read(_CHUNK):
-                    digest.update(chunk)
+                digest = sha256_file(fin)
         except OSError as exc:
             return _sort_key(None, source, 0, source), Unusable(
                 source, UnusableReason.UNREADABLE, f"the file could not be read: {exc.strerror or exc}")
         date = _iso_timestamp(st.st_mtime)
         return _sort_key(date, source, 0, source), Arrival(
-            source=source, kind=ArrivalKind.ZIP, path=path, file_name=path.name, sha256=digest.hexdigest(),
+            source=source, kind=ArrivalKind.ZIP, path=path, file_name=path.name, sha256=digest,
             date=date)
 
     def _eml(self, path: Path) -> tuple[tuple[Any, ...], Arrival | Unusable]:
@@ -661,31 +658,13 @@ class _Reader:
         if dest in self.saved or _holds(dest, sha):
             self.saved.add(dest)
             return dest
-        tmp = None
         try:
-            fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=self.attachments_dir)
-            tmp = Path(tmp_name)
-            with open(fd, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fchmod(out.fileno(), 0o644)
-                os.fsync(out.fileno())
-            os.replace(tmp, dest)  # readers see the whole file or none
-            tmp = None
-            dir_fd = os.open(self.attachments_dir, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            write_atomic(dest, data, mode=0o644)  # readers see the whole file or none
         except OSError as exc:
             raise InfraError(f"cannot save an attachment to {self.attachments_dir}",
                              expected=f"{len(data)} bytes written to {dest.name}",
                              found=exc.strerror or str(exc),
                              fix="free disk space or fix the folder's permissions, then rerun") from None
-        finally:
-            if tmp is not None:
-                with contextlib.suppress(OSError):
-                    tmp.unlink()
         self.saved.add(dest)
         return dest
 
@@ -792,7 +771,7 @@ def _suffix(name: str | None) -> str:
 
 def _content_type(part: email.message.Message) -> str:
     try:
-        return _scrub(part.get_content_type())  # shown in details: the header is the sender's
+        return scrub(part.get_content_type())  # shown in details: the header is the sender's
     except Exception:  # noqa: BLE001  the header parser on untrusted input; RFC 2045's default
         return "text/plain"
 
@@ -900,12 +879,9 @@ def _holds(path: Path, sha: str) -> bool:
         with open(fd, "rb") as fin:
             if not stat.S_ISREG(os.fstat(fin.fileno()).st_mode):
                 return False
-            digest = hashlib.sha256()
-            while chunk := fin.read(_CHUNK):
-                digest.update(chunk)
+            return sha256_file(fin) == sha
     except OSError:
         return False  # absent or unreadable: written afresh
-    return digest.hexdigest() == sha
 
 
 def _count_pages(data: bytes) -> tuple[int | None, str | None]:
@@ -927,6 +903,6 @@ def _count_pages(data: bytes) -> tuple[int | None, str | None]:
     # pypdf raises many types (its own, ValueError, KeyError, RecursionError...) on hostile input;
     # any of them means the same thing here: the page count is unknown.
     except Exception as exc:  # noqa: BLE001
-        return None, _scrub(f"pypdf cannot read it ({type(exc).__name__}: {exc})")[:300]
+        return None, scrub(f"pypdf cannot read it ({type(exc).__name__}: {exc})")[:300]
     finally:
         pypdf_log.setLevel(level)

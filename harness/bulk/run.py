@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from harness import __version__, paths
+from harness.attest import Signer
 from harness.bulk import inbox as inbox_mod
 from harness.errors import HarnessError, InfraError, SubmissionError, UsageError
 from harness.journal import EventKind, Journal, Leases, SubmissionState
@@ -64,31 +65,23 @@ class BatchSpec:
 
     def to_dict(self) -> dict:
         """Plain data a cluster job reads back (`from_dict`): the same settings on every node."""
-        s = self.settings
         return {"inputs": [str(Path(p).absolute()) for p in self.inputs], "out": str(Path(self.out).absolute()),
                 "profile": self.profile, "encoder": self.encoder, "gpu": self.gpu, "jobs": self.jobs,
                 "retries": self.retries, "backoff_s": self.backoff_s, "latest_per_sender": self.latest_per_sender,
-                "key": str(self.key) if self.key else None,
-                "settings": {"data": str(Path(s.data).absolute()), "tasks": [dataclasses.asdict(t) | {
-                    "file": str(t.file) if t.file else None} for t in s.tasks], "mode": s.mode.value,
-                    "repeats": s.repeats, "seed": s.seed, "warm_start": s.warm_start, "block_on": sorted(s.block_on),
-                    "rescore": s.rescore, "max_seconds": s.max_seconds,
-                    "models": str(Path(s.models).absolute()) if s.models else None}}
+                "key": str(self.key) if self.key else None, "settings": self.settings.to_dict()}
 
     @classmethod
     def from_dict(cls, data: dict) -> "BatchSpec":
-        from harness.tasks.arguments import TaskRef
-
-        s = data["settings"]
-        tasks = tuple(TaskRef(**{**t, "file": Path(t["file"]) if t.get("file") else None}) for t in s["tasks"])
-        settings = ScoreSettings(data=Path(s["data"]), tasks=tasks, mode=s["mode"], repeats=s["repeats"],
-                                 seed=s["seed"], warm_start=s["warm_start"], block_on=frozenset(s["block_on"]),
-                                 rescore=s["rescore"], max_seconds=s["max_seconds"],
-                                 models=Path(s["models"]) if s.get("models") else None)
+        settings = ScoreSettings.from_dict(data["settings"])
         return cls(inputs=tuple(Path(p) for p in data["inputs"]), out=Path(data["out"]), settings=settings,
                    profile=data["profile"], encoder=data["encoder"], gpu=data["gpu"], jobs=data["jobs"],
                    retries=data["retries"], backoff_s=data["backoff_s"], latest_per_sender=data["latest_per_sender"],
                    key=Path(data["key"]) if data["key"] else None)
+
+    def signer(self) -> Signer | None:
+        """The Signer for `key`, loaded now (a bad key is a usage error before any work), or None:
+        results unsigned (the CLI says so once)."""
+        return Signer.from_key_file(self.key) if self.key is not None else None
 
     def __post_init__(self) -> None:
         if not self.inputs:
@@ -149,8 +142,8 @@ def run_batch(client: Any, spec: BatchSpec, build_options: BuildOptions | None =
         UsageError: bad arguments or inputs, before any work.
         InfraError: the engine or the runtime image cannot be had at all.
     """
-    build_options = _options(spec, build_options)
-    signer = _signer(spec.key)
+    build_options = options_for(spec, build_options)
+    signer = spec.signer()
     from harness.sandbox.cleanup import cleanup
 
     cleanup(client)  # what a killed run left behind (only containers of dead harness processes)
@@ -168,7 +161,8 @@ def run_batch(client: Any, spec: BatchSpec, build_options: BuildOptions | None =
         worker.close()
 
 
-def _options(spec: BatchSpec, build_options: BuildOptions | None) -> BuildOptions:
+def options_for(spec: BatchSpec, build_options: BuildOptions | None) -> BuildOptions:
+    """The build options of `spec`'s run: the submission profile set, upload times required when asked."""
     build_options = dataclasses.replace(build_options or BuildOptions.from_environment(),
                                         submission_profile=spec.profile)
     if build_options.resolve_before:
@@ -203,7 +197,7 @@ class Worker:
 
     def __init__(self, client: Any, spec: BatchSpec, build_options: BuildOptions, *,
                  progress: Callable[[str, str], None] = lambda sha, message: None,
-                 signer: Callable[[Path, dict, Submission, str | None], None] | None = None,
+                 signer: Signer | None = None,
                  in_flight: int | None = None, lease_ttl_s: float = 120.0):
         self.spec = spec
         profile = load_profile(spec.profile)
@@ -225,7 +219,7 @@ class Worker:
                                   "capacity": dataclasses.asdict(self.capacity)})
         self.ctx = Context(client=client, settings=spec.settings, profile=profile, runtime=runtime,
                            runtime_id=runtime_id, build_options=build_options, journal=self.journal,
-                           slots=Slots(self.capacity), results=Path(spec.out), progress=progress, sign=signer,
+                           slots=Slots(self.capacity), results=Path(spec.out), progress=progress, signer=signer,
                            warm_score=not gpus)
         self.leases.start_heartbeat()
 
@@ -271,28 +265,6 @@ def planned_from_journal(spec: BatchSpec, sha256: str) -> Planned:
                      expected="its ZIP or folder where it arrived, unchanged, on a file system this node shares",
                      found="; ".join(problems) or "no path recorded",
                      fix="put the inbox and RESULTS on the cluster's shared file system")
-
-
-def _signer(key: Path | None) -> Callable[[Path, dict, Submission, str | None], None] | None:
-    """The signing step, or None (results unsigned; the CLI says so once)."""
-    if key is None:
-        return None
-    from harness.stages import sign
-
-    private = sign.load_private_key(key)  # a bad key is a usage error before any work
-
-    def sign_one(result_dir: Path, result: dict, submission: Submission, image_id: str | None) -> None:
-        try:
-            envelope = sign.sign_result(result, private, zip_sha256=submission.sha256, image_digest=image_id)
-        except UsageError as exc:
-            # The harness wrote a result it cannot sign (off-schema, a NaN): its bug, never the
-            # submission's; the result stays unranked until a run signs it.
-            raise InfraError("the result could not be signed", expected=exc.expected, found=exc.found,
-                             fix="report it as a harness bug with the result file",
-                             log_path=result_dir / "result.json") from None
-        sign.write_envelope(result_dir, envelope)
-
-    return sign_one
 
 
 def _gpus(profile: SandboxProfile, wanted: str | None) -> list[str]:

@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_init(args: argparse.Namespace) -> int:
     from rich.text import Text
 
-    from harness.stages.sign import SIGNING_KEY_ENV, generate_keypair
+    from harness.attest import SIGNING_KEY_ENV, generate_keypair
 
     pair = generate_keypair(Path(args.out))
     out = console()
@@ -42,7 +42,7 @@ def run_init(args: argparse.Namespace) -> int:
 
 
 def run_id(args: argparse.Namespace) -> int:
-    from harness.stages.sign import key_id, load_public_key
+    from harness.attest import key_id, load_public_key
 
     sys.stdout.write(key_id(load_public_key(Path(args.pubkey))) + "\n")
     return 0

@@ -8,6 +8,7 @@ import argparse
 import os
 from pathlib import Path
 
+from checker.jobs import DEFAULT_MODE, DEFAULT_REPEATS, DEFAULT_SEED, Mode
 from harness.bulk.backends import Backend
 from harness.cli.common import add_build_flags, build_options, console, default_profile
 from harness.errors import UsageError
@@ -40,11 +41,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--rescore", action="store_true",
                    help="rerun scoring on stored embeddings (after a harness or runtime upgrade)")
     s.add_argument("--key", help="Ed25519 private key (PEM) to sign results with (default: $AECC_SIGNING_KEY)")
-    s.add_argument("--mode", choices=("unique", "xares"), default="unique",
-                   help="unique: every crop keyed uniquely (default); xares: reproduce X-ARES 0.1.3's keys and losses")
-    s.add_argument("--repeats", type=int, default=3,
-                   help="Track A runs on this many seeds per task (mean, each value and spread kept; default 3)")
-    s.add_argument("--seed", type=int, default=0, help="base seed; per-task seeds derive from it and the task only")
+    s.add_argument("--mode", choices=[m.value for m in Mode], default=DEFAULT_MODE.value,
+                   help=f"unique: every crop keyed uniquely; xares: reproduce X-ARES 0.1.3's keys and losses "
+                        f"(default {DEFAULT_MODE.value})")
+    s.add_argument("--repeats", type=int, default=DEFAULT_REPEATS,
+                   help=f"Track A runs on this many seeds per task (mean, each value and spread kept; "
+                        f"default {DEFAULT_REPEATS})")
+    s.add_argument("--seed", type=int, default=DEFAULT_SEED,
+                   help=f"base seed; per-task seeds derive from it and the task only (default {DEFAULT_SEED})")
     s.add_argument("--no-warm-start", action="store_true",
                    help="start prepare and score only when their inputs are ready (slower; for comparison)")
     s.add_argument("--max-seconds", type=float, default=600.0, help="time budget of the in-container checks")
@@ -74,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     from harness.pipelines.score import ScoreSettings
     from harness.report.live import Board
     from harness.sandbox import engine
-    from harness.stages.sign import resolve_key_path
+    from harness.attest import resolve_key_path
 
     out = console()
     backend = Backend(args.backend)
@@ -88,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     if profile is None and backend is Backend.SLURM:
         # The submit host's own GPUs say nothing about the nodes': a GPU request says t4.
         profile = "t4" if args.gres and args.gres.strip().lower().startswith("gpu") else default_profile()
-    tasks = _tasks(args, profile or default_profile(), out)
+    tasks = chosen_tasks(args, profile or default_profile(), out)
     settings = ScoreSettings(data=Path(args.data), tasks=tasks, mode=args.mode,
                              repeats=args.repeats, seed=args.seed, warm_start=not args.no_warm_start,
                              block_on=frozenset(args.block_on), rescore=args.rescore, max_seconds=args.max_seconds,
@@ -120,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     return outcome.exit_code
 
 
-def _tasks(args: argparse.Namespace, profile: str, out) -> tuple:
+def chosen_tasks(args: argparse.Namespace, profile: str, out) -> tuple:
     """The tasks to score: `--tasks` as given, each with its data present, or what `--task-set`'s plan
     can run here (the plan is printed first: what runs, what does not and why, the weight missing)."""
     from harness.sandbox.profiles import load_profile

@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.text import Text
 
-    from harness.stages.sign import load_public_key, verify_paths, verify_report
+    from harness.attest import load_public_key, verify_paths, verify_report
 
     public_key = load_public_key(Path(args.pubkey))
     outcomes = verify_paths([Path(p) for p in args.paths], public_key,

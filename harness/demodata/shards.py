@@ -19,7 +19,6 @@ sounds like and what its label is; this module is the one that knows X-ARES 0.1.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import math
@@ -27,16 +26,16 @@ import os
 import random
 import shutil
 import tarfile
-import tempfile
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from harness.demodata.signals import _pcm16, wav_bytes
+from harness.demodata.signals import pcm16, wav_bytes
 from harness.demodata.specs import ALL_TASKS, Clip, SplitSpec, TaskSpec
 from harness.demodata.speech import ESPEAK, INSTALL_HINT, espeak_version
 from harness.demodata.standins import STAND_IN_TASKS
 from harness.demodata.tiny import TINY_TASKS
 from harness.errors import InfraError, UsageError
+from harness.safeio import sha256_file, write_atomic
 
 #: bump when any task's bytes change for the same seed; part of every manifest
 GENERATOR_VERSION = 2
@@ -45,6 +44,8 @@ MANIFEST_NAME = ".taskgen.json"
 AUDIO_READY_NAME = ".audio_tar_ready"
 #: what X-ARES writes into a task folder, derived from the audio (stale once the audio changes)
 XARES_DERIVED_DIRS = ("embeddings", "checkpoints")
+#: the mode of every written file: read by the sandbox user (uid 10001) through a bind mount
+SHARED_MODE = 0o644
 #: fixed tar header fields: 2020-01-01T00:00:00Z
 TAR_MTIME = 1577836800
 
@@ -64,7 +65,7 @@ def iter_clips(spec: TaskSpec, split: SplitSpec, seed: int) -> Iterator[Clip]:
         sr, samples, label = spec.make(rng, split, i, entry)
         peak = rng.uniform(0.3, 0.8)
         key = f"{spec.name}-{split.prefix}-{i:04d}".replace(".", "_")
-        yield Clip(key=key, sample_rate=sr, pcm=_pcm16(samples, peak), label=label)
+        yield Clip(key=key, sample_rate=sr, pcm=pcm16(samples, peak), label=label)
 
 
 def _tar_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
@@ -92,26 +93,6 @@ def shard_bytes(clips: Sequence[Clip]) -> bytes:
     return buf.getvalue()
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)  # read by the sandbox user (uid 10001) through a bind mount
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _identity(spec: TaskSpec, seed: int, tool_versions: dict[str, str]) -> dict:
     return {
         "task": spec.name,
@@ -134,7 +115,7 @@ def _existing_manifest(task_dir: Path, identity: dict) -> dict | None:
     try:
         for split in stored["splits"].values():
             for name, digest in split["shards"].items():
-                if _sha256(task_dir / name) != digest:
+                if sha256_file(task_dir / name) != digest:
                     return None
     except (OSError, KeyError, AttributeError, TypeError):
         return None
@@ -174,13 +155,14 @@ def generate_task(env_dir: Path, spec: TaskSpec, seed: int, tool_versions: dict[
         shards = {}
         for i, name in enumerate(split.shard_names()):
             path = task_dir / name
-            _write_atomic(path, shard_bytes(clips[i * per : (i + 1) * per]))
-            shards[name] = _sha256(path)
+            write_atomic(path, shard_bytes(clips[i * per : (i + 1) * per]), mode=SHARED_MODE)
+            shards[name] = sha256_file(path)
         manifest["splits"][split.name] = {"clips": len(clips), "shards": shards}
     manifest["sample_rates"] = sorted(sample_rates)
     manifest["audio_seconds"] = round(seconds, 3)
-    _write_atomic(task_dir / MANIFEST_NAME, (json.dumps(manifest, indent=1) + "\n").encode())
-    _write_atomic(task_dir / AUDIO_READY_NAME, b"")  # last: X-ARES reads the folder only once it is there
+    write_atomic(task_dir / MANIFEST_NAME, json.dumps(manifest, indent=1) + "\n", mode=SHARED_MODE)
+    # last: X-ARES reads the folder only once it is there
+    write_atomic(task_dir / AUDIO_READY_NAME, b"", mode=SHARED_MODE)
     return manifest
 
 

@@ -22,17 +22,17 @@ from typing import Sequence
 # --- signal helpers (floats in [-1, 1]) --------------------------------------------------------
 
 
-def _n(seconds: float, sr: int) -> int:
+def n_samples(seconds: float, sr: int) -> int:
     return int(round(seconds * sr))
 
 
-def _tone(freq: float, n: int, sr: int, amp: float = 1.0, phase: float = 0.0) -> list[float]:
+def tone(freq: float, n: int, sr: int, amp: float = 1.0, phase: float = 0.0) -> list[float]:
     sin = math.sin
     w = 2.0 * math.pi * freq / sr
     return [amp * sin(w * i + phase) for i in range(n)]
 
 
-def _chirp(f0: float, f1: float, n: int, sr: int) -> list[float]:
+def chirp(f0: float, f1: float, n: int, sr: int) -> list[float]:
     # instantaneous frequency goes linearly f0 -> f1
     sin = math.sin
     k = (f1 - f0) / max(n, 1)
@@ -40,27 +40,27 @@ def _chirp(f0: float, f1: float, n: int, sr: int) -> list[float]:
     return [sin(two_pi_over_sr * (f0 * i + 0.5 * k * i * i)) for i in range(n)]
 
 
-def _white(rng: random.Random, n: int) -> list[float]:
+def white(rng: random.Random, n: int) -> list[float]:
     r = rng.random
     return [2.0 * r() - 1.0 for _ in range(n)]
 
 
-def _brown(rng: random.Random, n: int) -> list[float]:
+def brown(rng: random.Random, n: int) -> list[float]:
     out = []
     y = 0.0
     r = rng.random
     for _ in range(n):
         y = 0.995 * y + (2.0 * r() - 1.0)
         out.append(y)
-    return _normalised(out)
+    return normalised(out)
 
 
-def _hiss(rng: random.Random, n: int) -> list[float]:
-    w = _white(rng, n + 1)
+def hiss(rng: random.Random, n: int) -> list[float]:
+    w = white(rng, n + 1)
     return [0.5 * (w[i + 1] - w[i]) for i in range(n)]  # first difference: a high-pass
 
 
-def _clicks(rng: random.Random, n: int, sr: int, rate_hz: float) -> list[float]:
+def clicks(rng: random.Random, n: int, sr: int, rate_hz: float) -> list[float]:
     out = [0.0] * n
     decay = math.exp(-1.0 / (0.002 * sr))  # 2 ms
     t = int(rng.uniform(0.0, 1.0 / rate_hz) * sr)
@@ -73,17 +73,17 @@ def _clicks(rng: random.Random, n: int, sr: int, rate_hz: float) -> list[float]:
     return out
 
 
-def _harmonic(freq: float, n: int, sr: int, partials: int) -> list[float]:
+def harmonic(freq: float, n: int, sr: int, partials: int) -> list[float]:
     out = [0.0] * n
     for p in range(1, partials + 1):
         if freq * p >= sr / 2 * 0.9:
             break
-        for i, v in enumerate(_tone(freq * p, n, sr, 1.0 / p)):
+        for i, v in enumerate(tone(freq * p, n, sr, 1.0 / p)):
             out[i] += v
-    return _normalised(out)
+    return normalised(out)
 
 
-def _normalised(x: list[float], peak: float = 1.0) -> list[float]:
+def normalised(x: list[float], peak: float = 1.0) -> list[float]:
     m = max((abs(v) for v in x), default=0.0)
     if m == 0.0:
         return x
@@ -91,12 +91,12 @@ def _normalised(x: list[float], peak: float = 1.0) -> list[float]:
     return [v * g for v in x]
 
 
-def _mix_into(dst: list[float], src: Sequence[float], start: int = 0, gain: float = 1.0) -> None:
+def mix_into(dst: list[float], src: Sequence[float], start: int = 0, gain: float = 1.0) -> None:
     for i, v in enumerate(src[: max(0, len(dst) - start)]):
         dst[start + i] += gain * v
 
 
-def _faded(x: list[float], sr: int, ms: float = 5.0) -> list[float]:
+def faded(x: list[float], sr: int, ms: float = 5.0) -> list[float]:
     m = min(len(x) // 2, int(sr * ms / 1000))
     for i in range(m):
         g = i / m
@@ -105,7 +105,7 @@ def _faded(x: list[float], sr: int, ms: float = 5.0) -> list[float]:
     return x
 
 
-def _pcm16(x: Sequence[float], peak: float) -> bytes:
+def pcm16(x: Sequence[float], peak: float) -> bytes:
     """Floats scaled so that the largest magnitude is `peak` (< 1), as 16-bit little-endian PCM."""
     m = max((abs(v) for v in x), default=0.0)
     g = peak * 32767.0 / m if m > 0 else 0.0
@@ -125,7 +125,7 @@ def wav_bytes(pcm: bytes, sample_rate: int) -> bytes:
     return buf.getvalue()
 
 
-def _floats(pcm: bytes) -> list[float]:
+def floats(pcm: bytes) -> list[float]:
     a = array.array("h")
     a.frombytes(pcm)
     if sys.byteorder != "little":
@@ -133,7 +133,7 @@ def _floats(pcm: bytes) -> list[float]:
     return [v / 32768.0 for v in a]
 
 
-def _resampled(x: list[float], sr_in: int, sr_out: int) -> list[float]:
+def resampled(x: list[float], sr_in: int, sr_out: int) -> list[float]:
     """Linear interpolation: enough for test speech (espeak-ng speaks at 22050 Hz)."""
     if sr_in == sr_out or not x:
         return list(x)
@@ -147,4 +147,5 @@ def _resampled(x: list[float], sr_in: int, sr_out: int) -> list[float]:
     return out
 
 
-__all__ = ["wav_bytes"]
+__all__ = ["brown", "chirp", "clicks", "faded", "floats", "harmonic", "hiss", "mix_into", "n_samples", "normalised",
+           "pcm16", "resampled", "tone", "wav_bytes", "white"]

@@ -89,18 +89,18 @@ class TaskSpec:
 # --- label plans: balanced, shuffled deterministically ------------------------------------------
 
 
-def _balanced(classes: Sequence, n: int, rng: random.Random) -> list:
+def balanced(classes: Sequence, n: int, rng: random.Random) -> list:
     """`n` labels cycling through `classes` (counts differ by at most one), in a seeded order."""
     labels = [classes[i % len(classes)] for i in range(n)]
     rng.shuffle(labels)
     return labels
 
 
-def _single_label_plan(classes: Sequence[str]) -> Callable[[random.Random, SplitSpec], list]:
-    return lambda rng, split: _balanced(classes, split.clips, rng)
+def single_label_plan(classes: Sequence[str]) -> Callable[[random.Random, SplitSpec], list]:
+    return lambda rng, split: balanced(classes, split.clips, rng)
 
 
-def _std_splits(train: int, valid: int, test: int, train_shards: int = 1) -> tuple[SplitSpec, ...]:
+def std_splits(train: int, valid: int, test: int, train_shards: int = 1) -> tuple[SplitSpec, ...]:
     return (
         SplitSpec("train", "train", train, train_shards),
         SplitSpec("valid", "valid", valid),
@@ -108,9 +108,10 @@ def _std_splits(train: int, valid: int, test: int, train_shards: int = 1) -> tup
     )
 
 
-def _two_splits(task: str, train: int, test: int) -> tuple[SplitSpec, ...]:
+def two_splits(task: str, train: int, test: int) -> tuple[SplitSpec, ...]:
     """X-ARES's hidden tasks: `<task>_train` and `<task>_test` (the test split is also the valid one)."""
     return (SplitSpec(f"{task}_train", f"{task}_train", train), SplitSpec(f"{task}_test", f"{task}_test", test))
 
 
-__all__ = ["ALL_TASKS", "HIDDEN_TASKS", "STAND_INS", "Clip", "SplitSpec", "StandIn", "TaskName", "TaskSpec"]
+__all__ = ["ALL_TASKS", "HIDDEN_TASKS", "STAND_INS", "Clip", "SplitSpec", "StandIn", "TaskName", "TaskSpec", "balanced",
+           "single_label_plan", "std_splits", "two_splits"]

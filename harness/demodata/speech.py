@@ -33,7 +33,7 @@ def espeak_version() -> str | None:
     return parts[0] if parts else out.strip()
 
 
-def _espeak(word: str, voice: str, speed: int, pitch: int) -> tuple[int, bytes]:
+def espeak(word: str, voice: str, speed: int, pitch: int) -> tuple[int, bytes]:
     with tempfile.TemporaryDirectory(prefix="taskgen-espeak-") as tmp:
         out = Path(tmp) / "out.wav"
         cmd = [ESPEAK, "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", str(out), word]
@@ -55,4 +55,4 @@ def _espeak(word: str, voice: str, speed: int, pitch: int) -> tuple[int, bytes]:
             return w.getframerate(), w.readframes(w.getnframes())
 
 
-__all__ = ["ESPEAK", "ESPEAK_VARIANTS", "ESPEAK_VOICES", "INSTALL_HINT", "espeak_version"]
+__all__ = ["ESPEAK", "ESPEAK_VARIANTS", "ESPEAK_VOICES", "INSTALL_HINT", "espeak", "espeak_version"]

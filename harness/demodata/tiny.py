@@ -16,20 +16,20 @@ import random
 import sys
 
 from harness.demodata.signals import (
-    _brown,
-    _chirp,
-    _clicks,
-    _faded,
-    _harmonic,
-    _hiss,
-    _mix_into,
-    _n,
-    _normalised,
-    _tone,
-    _white,
+    brown,
+    chirp,
+    clicks,
+    faded,
+    harmonic,
+    hiss,
+    mix_into,
+    n_samples,
+    normalised,
+    tone,
+    white,
 )
-from harness.demodata.specs import SplitSpec, TaskName, TaskSpec, _balanced, _single_label_plan, _std_splits
-from harness.demodata.speech import ESPEAK, ESPEAK_VARIANTS, ESPEAK_VOICES, _espeak
+from harness.demodata.specs import SplitSpec, TaskName, TaskSpec, balanced, single_label_plan, std_splits
+from harness.demodata.speech import ESPEAK, ESPEAK_VARIANTS, ESPEAK_VOICES, espeak
 
 
 # --- tiny_tones: tone bands and noise colours, three sample rates ------------------------------
@@ -39,23 +39,23 @@ TONES_CLASSES = ("tone_low", "tone_mid", "tone_high", "noise_white", "noise_brow
 TONES_RATES = (16000, 22050, 8000)
 
 
-def _make_tones(rng: random.Random, split: SplitSpec, index: int, label: str):
+def make_tones(rng: random.Random, split: SplitSpec, index: int, label: str):
     # 8 kHz only where the class has no energy above 4 kHz anyway, so that the band limit of an
     # upsampled clip is not a cue that crosses classes
     rates = TONES_RATES if label in ("tone_low", "tone_mid", "noise_brown") else TONES_RATES[:2]
     sr = rates[index % len(rates)]
-    n = _n(rng.uniform(0.5, 2.0), sr)
+    n = n_samples(rng.uniform(0.5, 2.0), sr)
     if label in TONE_BANDS:
         lo, hi = TONE_BANDS[label]
         f = rng.uniform(lo, hi)
-        x = _tone(f, n, sr, 1.0, rng.uniform(0, 2 * math.pi))
-        _mix_into(x, _tone(2 * f, n, sr), gain=rng.uniform(0.05, 0.2))
-        _mix_into(x, _brown(rng, n), gain=0.01)
+        x = tone(f, n, sr, 1.0, rng.uniform(0, 2 * math.pi))
+        mix_into(x, tone(2 * f, n, sr), gain=rng.uniform(0.05, 0.2))
+        mix_into(x, brown(rng, n), gain=0.01)
     elif label == "noise_white":
-        x = _white(rng, n)
+        x = white(rng, n)
     else:
-        x = _brown(rng, n)
-    return sr, _faded(x, sr), {"label": label}
+        x = brown(rng, n)
+    return sr, faded(x, sr), {"label": label}
 
 
 # --- tiny_esc: ESC-50-like 3-fold task ------------------------------------------------------------
@@ -65,20 +65,20 @@ ESC_CLASSES = ("chirp_up", "chirp_down", "pulse_train", "am_tone")
 
 def _make_esc(rng: random.Random, split: SplitSpec, index: int, label: str):
     sr = 16000
-    n = _n(rng.uniform(1.0, 2.5), sr)
+    n = n_samples(rng.uniform(1.0, 2.5), sr)
     if label == "chirp_up":
-        x = _chirp(rng.uniform(300, 600), rng.uniform(2500, 4000), n, sr)
+        x = chirp(rng.uniform(300, 600), rng.uniform(2500, 4000), n, sr)
     elif label == "chirp_down":
-        x = _chirp(rng.uniform(2500, 4000), rng.uniform(300, 600), n, sr)
+        x = chirp(rng.uniform(2500, 4000), rng.uniform(300, 600), n, sr)
     elif label == "pulse_train":
-        x = _clicks(rng, n, sr, rng.uniform(6.0, 14.0))
+        x = clicks(rng, n, sr, rng.uniform(6.0, 14.0))
     else:
         f, fm = rng.uniform(500, 2000), rng.uniform(3.0, 8.0)
-        carrier = _tone(f, n, sr)
+        carrier = tone(f, n, sr)
         w = 2 * math.pi * fm / sr
         x = [c * (0.55 + 0.45 * math.sin(w * i)) for i, c in enumerate(carrier)]
-    _mix_into(x, _white(rng, n), gain=0.03)
-    return sr, _faded(x, sr), {"label": label, "fold": int(split.name)}
+    mix_into(x, white(rng, n), gain=0.03)
+    return sr, faded(x, sr), {"label": label, "fold": int(split.name)}
 
 
 # --- tiny_tags: multi-label, every tag present in exactly half of each split ----------------------
@@ -96,24 +96,24 @@ def _tag_subsets() -> list[tuple[str, ...]]:
 
 
 def _tags_plan(rng: random.Random, split: SplitSpec) -> list:
-    return _balanced(_tag_subsets(), split.clips, rng)
+    return balanced(_tag_subsets(), split.clips, rng)
 
 
 def _make_tags(rng: random.Random, split: SplitSpec, index: int, tags: tuple[str, ...]):
     sr = 16000
-    n = _n(rng.uniform(1.0, 2.0), sr)
+    n = n_samples(rng.uniform(1.0, 2.0), sr)
     x = [0.0] * n
     for tag in tags:
         if tag == "hum":
-            src = _harmonic(rng.uniform(100, 180), n, sr, 6)
+            src = harmonic(rng.uniform(100, 180), n, sr, 6)
         elif tag == "whistle":
-            src = _tone(rng.uniform(1500, 3000), n, sr)
+            src = tone(rng.uniform(1500, 3000), n, sr)
         elif tag == "hiss":
-            src = _normalised(_hiss(rng, n))
+            src = normalised(hiss(rng, n))
         else:
-            src = _clicks(rng, n, sr, rng.uniform(4.0, 9.0))
-        _mix_into(x, src, gain=rng.uniform(0.6, 1.0))
-    return sr, _faded(x, sr), {"labels": sorted(tags)}
+            src = clicks(rng, n, sr, rng.uniform(4.0, 9.0))
+        mix_into(x, src, gain=rng.uniform(0.6, 1.0))
+    return sr, faded(x, sr), {"labels": sorted(tags)}
 
 
 # --- tiny_sed: frame-level events in 3 s clips -------------------------------------------------
@@ -126,7 +126,7 @@ def _sed_plan(rng: random.Random, split: SplitSpec) -> list:
     # per clip: 1-3 events; event classes cycle so each class occurs equally often in a split
     counts = [1 + (i % 3) for i in range(split.clips)]
     rng.shuffle(counts)
-    pool = _balanced(SED_CLASSES, sum(counts), rng)
+    pool = balanced(SED_CLASSES, sum(counts), rng)
     plan, k = [], 0
     for c in counts:
         plan.append(tuple(pool[k : k + c]))
@@ -136,21 +136,21 @@ def _sed_plan(rng: random.Random, split: SplitSpec) -> list:
 
 def _make_sed(rng: random.Random, split: SplitSpec, index: int, classes: tuple[str, ...]):
     sr = 16000
-    n = _n(SED_CLIP_SECONDS, sr)
-    x = [0.02 * v for v in _white(rng, n)]
+    n = n_samples(SED_CLIP_SECONDS, sr)
+    x = [0.02 * v for v in white(rng, n)]
     events = []
     for cls in classes:
         dur = round(rng.uniform(0.3, 1.2), 3)
         onset = round(rng.uniform(0.0, SED_CLIP_SECONDS - dur), 3)
         offset = round(onset + dur, 3)
-        m = _n(offset, sr) - _n(onset, sr)
+        m = n_samples(offset, sr) - n_samples(onset, sr)
         if cls == "beep":
-            src = _tone(rng.uniform(900, 1200), m, sr)
+            src = tone(rng.uniform(900, 1200), m, sr)
         elif cls == "buzz":
-            src = _harmonic(rng.uniform(150, 250), m, sr, 12)
+            src = harmonic(rng.uniform(150, 250), m, sr, 12)
         else:
-            src = _white(rng, m)
-        _mix_into(x, _faded(src, sr, 3.0), start=_n(onset, sr), gain=rng.uniform(0.5, 0.9))
+            src = white(rng, m)
+        mix_into(x, faded(src, sr, 3.0), start=n_samples(onset, sr), gain=rng.uniform(0.5, 0.9))
         events.append({"onset": onset, "offset": offset, "label": cls})
     events.sort(key=lambda e: (e["onset"], e["label"]))
     return sr, x, events
@@ -164,7 +164,7 @@ DIGIT_WORDS = ("one", "two", "three", "four", "five")
 def _make_digits(rng: random.Random, split: SplitSpec, index: int, word: str):
     voice = rng.choice(ESPEAK_VOICES) + rng.choice(ESPEAK_VARIANTS)
     speed, pitch = rng.randint(120, 200), rng.randint(25, 75)
-    sr, pcm = _espeak(word, voice, speed, pitch)
+    sr, pcm = espeak(word, voice, speed, pitch)
     a = array.array("h")
     a.frombytes(pcm)
     if sys.byteorder != "little":
@@ -174,11 +174,11 @@ def _make_digits(rng: random.Random, split: SplitSpec, index: int, word: str):
     end = len(speech)
     while end > 0 and abs(speech[end - 1]) < 1e-3:
         end -= 1
-    speech = speech[: min(end, _n(2.5, sr))]
-    lead = _n(rng.uniform(0.05, 0.3), sr)
-    total = max(_n(0.5, sr), lead + len(speech) + _n(rng.uniform(0.05, 0.2), sr))
-    x = [0.003 * v for v in _white(rng, total)]
-    _mix_into(x, speech, start=lead)
+    speech = speech[: min(end, n_samples(2.5, sr))]
+    lead = n_samples(rng.uniform(0.05, 0.3), sr)
+    total = max(n_samples(0.5, sr), lead + len(speech) + n_samples(rng.uniform(0.05, 0.2), sr))
+    x = [0.003 * v for v in white(rng, total)]
+    mix_into(x, speech, start=lead)
     return sr, x, {"label": word}
 
 
@@ -189,40 +189,40 @@ CROP_CLASSES = ("hum", "whine", "rain")
 
 def _make_crop(rng: random.Random, split: SplitSpec, index: int, label: str):
     sr = 16000
-    n = _n(rng.uniform(2.0, 4.5), sr)
+    n = n_samples(rng.uniform(2.0, 4.5), sr)
     if label == "hum":
-        x = _harmonic(rng.uniform(90, 160), n, sr, 8)
+        x = harmonic(rng.uniform(90, 160), n, sr, 8)
     elif label == "whine":
         f = rng.uniform(2000, 3500)
-        x = _chirp(f, f * rng.uniform(0.9, 1.1), n, sr)
+        x = chirp(f, f * rng.uniform(0.9, 1.1), n, sr)
     else:
-        x = _clicks(rng, n, sr, rng.uniform(40, 80))
-        _mix_into(x, _white(rng, n), gain=0.1)
-    _mix_into(x, _white(rng, n), gain=0.02)
-    return sr, _faded(x, sr), {"label": label}
+        x = clicks(rng, n, sr, rng.uniform(40, 80))
+        mix_into(x, white(rng, n), gain=0.1)
+    mix_into(x, white(rng, n), gain=0.02)
+    return sr, faded(x, sr), {"label": label}
 
 
 TINY_TASKS: dict[str, TaskSpec] = {
     TaskName.TONES.value: TaskSpec(
-        TaskName.TONES.value, TONES_CLASSES, _std_splits(40, 10, 20, train_shards=2),
-        _make_tones, _single_label_plan(TONES_CLASSES),
+        TaskName.TONES.value, TONES_CLASSES, std_splits(40, 10, 20, train_shards=2),
+        make_tones, single_label_plan(TONES_CLASSES),
     ),
     TaskName.ESC.value: TaskSpec(
         TaskName.ESC.value, ESC_CLASSES,
         tuple(SplitSpec(str(k), f"wds-audio-fold-{k}", 12) for k in (1, 2, 3)),
-        _make_esc, _single_label_plan(ESC_CLASSES),
+        _make_esc, single_label_plan(ESC_CLASSES),
     ),
-    TaskName.TAGS.value: TaskSpec(TaskName.TAGS.value, TAGS_CLASSES, _std_splits(28, 14, 14), _make_tags, _tags_plan),
-    TaskName.SED.value: TaskSpec(TaskName.SED.value, SED_CLASSES, _std_splits(24, 9, 9), _make_sed, _sed_plan),
+    TaskName.TAGS.value: TaskSpec(TaskName.TAGS.value, TAGS_CLASSES, std_splits(28, 14, 14), _make_tags, _tags_plan),
+    TaskName.SED.value: TaskSpec(TaskName.SED.value, SED_CLASSES, std_splits(24, 9, 9), _make_sed, _sed_plan),
     TaskName.DIGITS.value: TaskSpec(
-        TaskName.DIGITS.value, DIGIT_WORDS, _std_splits(40, 10, 20),
-        _make_digits, _single_label_plan(DIGIT_WORDS), tools=(ESPEAK,),
+        TaskName.DIGITS.value, DIGIT_WORDS, std_splits(40, 10, 20),
+        _make_digits, single_label_plan(DIGIT_WORDS), tools=(ESPEAK,),
     ),
     TaskName.CROP.value: TaskSpec(
-        TaskName.CROP.value, CROP_CLASSES, _std_splits(30, 9, 9), _make_crop, _single_label_plan(CROP_CLASSES)
+        TaskName.CROP.value, CROP_CLASSES, std_splits(30, 9, 9), _make_crop, single_label_plan(CROP_CLASSES)
     ),
 }
 
 
 __all__ = ["CROP_CLASSES", "DIGIT_WORDS", "ESC_CLASSES", "SED_CLASSES", "SED_CLIP_SECONDS", "TAGS_CLASSES",
-           "TINY_TASKS", "TONES_CLASSES", "TONES_RATES", "TONE_BANDS"]
+           "TINY_TASKS", "TONES_CLASSES", "TONES_RATES", "TONE_BANDS", "make_tones"]

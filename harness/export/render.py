@@ -267,7 +267,7 @@ def stage_env(profile: SandboxProfile, stage: Stage, *, gpu: bool) -> dict[str, 
 
 
 def stage_command(stage: Stage, image: ExportImage, max_seconds: float) -> tuple[str, ...]:
-    """The command the harness runs for the stage (`run_contract`, `encode._encode_batch`)."""
+    """The command the harness runs for the stage (`run_contract`, `encode.encode_batch`)."""
     encoder = image.submission.encoder.spec
     if stage is Stage.ENCODE:
         return agent_command("encode", "--submission", SUBMISSION_SRC, "--encoder", encoder,

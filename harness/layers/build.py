@@ -57,7 +57,7 @@ from harness.layers.rootfs import (
     PULL_REFERENCE,
     ROOTFS_REPO,
     SUITE,
-    _image_or_none,
+    image_or_none,
     resolve_root,
 )
 from harness.sandbox.profiles import SandboxProfile, Stage, load_profile
@@ -397,7 +397,7 @@ def build_chain(
         for layer in target.chain():
             started = time.monotonic()
             ref = image_ref(layer, root.id)
-            existing = None if options.force else _image_or_none(client, ref)
+            existing = None if options.force else image_or_none(client, ref)
             if existing is not None:
                 digest = (existing.labels or {}).get(LABEL_LOCK)
                 stored = lock_store.store_path(ref)
@@ -419,14 +419,14 @@ def build_chain(
 
 def current_ref(client: Any, layer: Layer) -> str | None:
     """The tag `layer` has now, or None when its root file system is not here yet."""
-    root = _image_or_none(client, PULL_REFERENCE) or _image_or_none(client, f"{ROOTFS_REPO}:{SUITE}")
+    root = image_or_none(client, PULL_REFERENCE) or image_or_none(client, f"{ROOTFS_REPO}:{SUITE}")
     return image_ref(layer, root.id) if root is not None else None
 
 
 def require_image(client: Any, layer: Layer) -> str:
     """The reference of a built layer; raises ImageBuildError telling how to build it if absent."""
     ref = current_ref(client, layer)
-    if ref is None or _image_or_none(client, ref) is None:
+    if ref is None or image_or_none(client, ref) is None:
         raise ImageBuildError(
             f"image for layer {layer.name} is not built",
             expected=ref or f"{layer.repository}:<hash>",

@@ -19,6 +19,7 @@ from typing import Mapping
 
 from harness.errors import UsageError
 from harness.paths import AGENT_DIR, IMAGES_DIR, REPO_ROOT  # noqa: E402,F401  (the layers' inputs; re-exported)
+from harness.safeio import sha256_file
 
 #: label on every image the harness makes; distinct from the container label so that containers a
 #: person starts from these images by hand are never taken for the harness's own leftovers
@@ -232,7 +233,7 @@ def tree_hash(root: Path) -> str:
             continue
         digest.update(str(rel).encode() + b"\0")
         digest.update(b"x" if os.access(path, os.X_OK) else b"-")
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
+        digest.update(bytes.fromhex(sha256_file(path)))
     return digest.hexdigest()
 
 

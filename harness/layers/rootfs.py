@@ -24,7 +24,7 @@ PULL_REFERENCE = "debian:bookworm-slim"
 SUITE = "bookworm"
 
 
-def _image_or_none(client: Any, ref: str) -> Any:
+def image_or_none(client: Any, ref: str) -> Any:
     import docker.errors
 
     try:
@@ -96,11 +96,11 @@ def resolve_root(client: Any, options: BuildOptions, log: Callable[[str], None] 
     import docker.errors
 
     if options.base_source in ("auto", "pull"):
-        image = _image_or_none(client, PULL_REFERENCE)
+        image = image_or_none(client, PULL_REFERENCE)
         if image is not None:
             return image
     if options.base_source in ("auto", "bootstrap"):
-        image = _image_or_none(client, f"{ROOTFS_REPO}:{SUITE}")
+        image = image_or_none(client, f"{ROOTFS_REPO}:{SUITE}")
         if image is not None:
             return image
     pull_error = None

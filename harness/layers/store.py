@@ -14,7 +14,7 @@ from harness.layers.model import (
     image_ref,
     runtime_layer,
 )
-from harness.layers.rootfs import PULL_REFERENCE, ROOTFS_REPO, SUITE, _image_or_none
+from harness.layers.rootfs import PULL_REFERENCE, ROOTFS_REPO, SUITE, image_or_none
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,7 +38,7 @@ def _standard_layers() -> list[Layer]:
 def list_images(client: Any) -> list[ImageRow]:
     """Every image the harness made, marking those that are the current build of a standard layer."""
     current = set()
-    root = _image_or_none(client, PULL_REFERENCE) or _image_or_none(client, f"{ROOTFS_REPO}:{SUITE}")
+    root = image_or_none(client, PULL_REFERENCE) or image_or_none(client, f"{ROOTFS_REPO}:{SUITE}")
     if root is not None:
         current = {image_ref(layer, root.id) for layer in _standard_layers()}
         current |= {t for t in root.tags}

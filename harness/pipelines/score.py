@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import enum
 import hashlib
 import json
 import os
@@ -33,9 +34,20 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from checker.jobs import CHECK_LEVELS, EncoderAttributes, Level, Mode
+from checker.jobs import (
+    CHECK_LEVELS,
+    DEFAULT_MODE,
+    DEFAULT_REPEATS,
+    DEFAULT_SEED,
+    EncoderAttributes,
+    Level,
+    Mode,
+    ScoreRequest,
+    derive_seed,
+)
 from checker.verdict import Item
 from harness import __version__, paths
+from harness.attest import Signer
 from harness.errors import BuildFailed, SubmissionError, UsageError
 from harness.journal import Journal, StageState, SubmissionState
 from harness.layers.model import AGENT_DIR, XARES_VERSION, harness_commit, tree_hash
@@ -63,13 +75,14 @@ LOCK_NAME = "requirements.lock"
 
 @dataclasses.dataclass(frozen=True)
 class ScoreSettings:
-    """What every submission of a run is scored with."""
+    """What every submission of a run is scored with. Plain data field by field (`to_dict`,
+    `from_dict`): a cluster node reads the very settings the submit host was given."""
 
     data: Path
     tasks: tuple[TaskRef, ...]
-    mode: Mode = Mode.UNIQUE
-    repeats: int = 3
-    seed: int = 0
+    mode: Mode = DEFAULT_MODE
+    repeats: int = DEFAULT_REPEATS
+    seed: int = DEFAULT_SEED
     warm_start: bool = True
     block_on: frozenset[str] = frozenset()
     rescore: bool = False
@@ -77,11 +90,16 @@ class ScoreSettings:
     models: Path | None = None  # the offline model store (`aecc models fetch`), for the score stage only
 
     def __post_init__(self) -> None:
+        # One normalisation for every way in: the CLI's values and `from_dict`'s plain data.
         try:
             object.__setattr__(self, "mode", Mode(self.mode))
         except ValueError:
             raise UsageError("unknown --mode", expected="unique or xares", found=str(self.mode)) from None
         object.__setattr__(self, "block_on", frozenset(self.block_on))
+        object.__setattr__(self, "data", Path(self.data))
+        object.__setattr__(self, "models", Path(self.models) if self.models is not None else None)
+        object.__setattr__(self, "tasks", tuple(t if isinstance(t, TaskRef) else TaskRef.from_dict(t)
+                                                for t in self.tasks))
         if self.repeats < 1:
             raise UsageError("--repeats must be at least 1", expected=">= 1", found=str(self.repeats))
         if not self.tasks:
@@ -95,12 +113,44 @@ class ScoreSettings:
                              expected="a level (scoring, advice) or check ids: " + ", ".join(CHECK_LEVELS),
                              found=", ".join(unknown))
 
+    def request(self, task: TaskRef) -> ScoreRequest:
+        """How `task` is scored: what its score job carries to the agent."""
+        return ScoreRequest(seed=task_seed(self.seed, task), repeats=self.repeats, mode=self.mode)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field as plain JSON data (paths absolute, sets sorted, enums by value)."""
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ScoreSettings:
+        """The settings `to_dict` wrote. A missing or unknown field fails loudly: it is another version's."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        if set(data) != names:
+            raise ValueError(f"settings fields differ: missing {sorted(names - set(data))}, "
+                             f"unknown {sorted(set(data) - names)}")
+        return cls(**data)
+
     def blocks(self, item: Item) -> bool:
         """Whether a check that did not pass excludes the submission: a rule check always (failed,
         or never run); another when `--block-on` names it or its level and it failed."""
         if item.level is Level.RULE:
             return item.status in ("failed", "skipped")
         return item.status == "failed" and (item.id in self.block_on or item.level.value in self.block_on)
+
+
+def _plain(value: Any) -> Any:
+    """`value` as JSON data: the conversions `ScoreSettings.to_dict` needs, and no more."""
+    if isinstance(value, Path):
+        return str(value.absolute())
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, (set, frozenset)):
+        return sorted(_plain(v) for v in value)
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    return value
 
 
 @dataclasses.dataclass
@@ -117,7 +167,7 @@ class Context:
     slots: Slots
     results: Path
     progress: Callable[[str, str], None] = lambda sha, message: None  # (sha256, message)
-    sign: Callable[[Path, dict, Submission, str | None], None] | None = None  # (result dir, result, submission, image id)
+    signer: Signer | None = None  # signs each result.json as it is written; None: results unsigned
     warm_score: bool = True  # False with GPUs: a warm container would pin a GPU before it may have one
 
     @property
@@ -148,7 +198,7 @@ def key_of(**parts: Any) -> str:
 
 def task_seed(base: int, task: TaskRef) -> int:
     """Track A's base seed for a task: the run's seed and the task only, never the submission."""
-    return score_stage.derive_seed(base, "task", task.label)
+    return derive_seed(base, "task", task.label)
 
 
 def models_digest(settings: ScoreSettings) -> str | None:
@@ -160,7 +210,7 @@ def models_digest(settings: ScoreSettings) -> str | None:
     return models.verify_store(settings.models).digest
 
 
-def _models_part(settings: ScoreSettings, task: TaskRef) -> dict[str, str | None]:
+def models_part(settings: ScoreSettings, task: TaskRef) -> dict[str, str | None]:
     """What a task's score key adds for the pretrained models it loads (ASR's LM, Clotho's text
     encoder): another store is another score. Tasks that load none keep their keys unchanged."""
     from harness.tasks import models
@@ -260,8 +310,7 @@ def _score_spec(ctx: Context, submission: Submission, tasks: tuple[TaskRef, ...]
     settings = ctx.settings
     logs = ctx.results / submission.sha256 / "logs"
     return score_stage.ScoreSpec(tasks, run_root(submission), f"Submission{submission.sha256[:16]}", ctx.runtime,
-                                 ctx.profile, logs, settings.mode, settings.repeats,
-                                 {t.label: task_seed(settings.seed, t) for t in tasks}, gpu=gpu,
+                                 ctx.profile, logs, {t.label: settings.request(t) for t in tasks}, gpu=gpu,
                                  models=settings.models)
 
 
@@ -358,9 +407,10 @@ def _score_one(ctx: Context, submission: Submission, arrivals: list[dict], state
     prepared = {t.label: prepare_stage.prepared_dir(prepare_spec, t, attributes) for t in tasks}
     for task in tasks:
         encode_keys[task.label] = key_of(image=built.image, agent=ctx.agent_hash, prepared=prepared[task.label].name)
-        score_keys[task.label] = key_of(encode=encode_keys[task.label], runtime=ctx.runtime, mode=settings.mode.value,
-                                        repeats=settings.repeats, seed=task_seed(settings.seed, task),
-                                        xares=XARES_VERSION, harness=__version__, **_models_part(settings, task))
+        request = settings.request(task)
+        score_keys[task.label] = key_of(encode=encode_keys[task.label], runtime=ctx.runtime, mode=request.mode.value,
+                                        repeats=request.repeats, seed=request.seed,
+                                        xares=XARES_VERSION, harness=__version__, **models_part(settings, task))
         done = state.done("score", task=task.label, key=score_keys[task.label]) if state else None
         failed = state.stages.get(("encode", task.label)) if state else None
         if done is not None and not settings.rescore:
@@ -454,8 +504,8 @@ def _score_one(ctx: Context, submission: Submission, arrivals: list[dict], state
         # The ZIP beside its result, so that `aecc verify` checks the signed subject against it.
         _link_or_copy(submission.archive, out_dir / ARCHIVE_NAME)
     _write_json(out_dir / RESULT_NAME, data)
-    if ctx.sign is not None:
-        ctx.sign(out_dir, data, submission, image_id)
+    if ctx.signer is not None:
+        ctx.signer.sign(out_dir, data, zip_sha256=submission.sha256, image_digest=image_id)
     return result
 
 

@@ -210,7 +210,7 @@ def build_board(spec: BoardSpec, registry: Registry | None = None) -> Board:
                         + "): their scores are not comparable")
     public_key_id = None
     if spec.public_key is not None:
-        from harness.stages.sign import key_id, load_public_key
+        from harness.attest import key_id, load_public_key
 
         public_key_id = key_id(load_public_key(spec.public_key))
     if any(r.provenance is Provenance.UNSIGNED for r in inputs.results):

@@ -2,7 +2,7 @@
 published reference rows; and what it refuses, with the reason.
 
 Verification comes first and is not optional: every `RESULTS/<sha256>/result.json` whose
-`result.dsse.json` verifies against the organizer's public key (`harness.stages.sign`) is ranked
+`result.dsse.json` verifies against the organizer's public key (`harness.attest`) is ranked
 from the *signed* payload, never from the file beside it. A result without an envelope, or whose
 envelope does not verify, is listed as rejected with the verifier's reason and never ranked.
 `--allow-unsigned` admits unsigned results for local use; their rows say so. A tampered result is
@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from harness import schemas
+from harness.attest import ENVELOPE_NAME, RESULT_NAME
 from harness.errors import UsageError
 from harness.rank.model import Cell, CellState, Entry, Provenance, Track
 from harness.safeio import UnsafeOutput, read_capped
-from harness.stages.sign import ENVELOPE_NAME, RESULT_NAME
 from harness.tasks.registry import Registry
 
 #: the organizers' published tables, by name (`--reference icme2025-final`)
@@ -194,7 +194,7 @@ def load_results(roots: Sequence[Path], *, public_key: Path | None = None,
     Raises:
         UsageError: a root that does not exist; results but neither a key nor --allow-unsigned; a bad key.
     """
-    from harness.stages import sign
+    from harness import attest
 
     directories, warnings = result_dirs(roots)
     if directories and public_key is None and not allow_unsigned:
@@ -204,7 +204,7 @@ def load_results(roots: Sequence[Path], *, public_key: Path | None = None,
             found=f"{len(directories)} result folder(s) and no public key",
             fix="pass --pubkey signing.pub (`aecc keys init` wrote it next to the signing key)",
         )
-    key = sign.load_public_key(Path(public_key)) if public_key is not None else None
+    key = attest.load_public_key(Path(public_key)) if public_key is not None else None
     admitted: list[LoadedResult] = []
     rejected: list[Rejected] = []
     seen: dict[str, Path] = {}
@@ -214,7 +214,7 @@ def load_results(roots: Sequence[Path], *, public_key: Path | None = None,
         key_id = None
         note = ""
         if signed and key is not None:
-            outcome = sign.verify_envelope(envelope, key)
+            outcome = attest.verify_envelope(envelope, key)
             if not outcome.ok:
                 rejected.append(Rejected(str(envelope), RejectProblem.SIGNATURE, outcome.message,
                                          detail=outcome.problem.value, sha256=_dir_sha(directory)))

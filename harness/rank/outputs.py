@@ -11,18 +11,17 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from pathlib import Path
 
+from harness.attest import ENVELOPE_CAP, ENVELOPE_NAME, RESULT_NAME
 from harness.errors import UsageError
 from harness.rank.board import Board
 from harness.rank.formula import display
-from harness.rank.inputs import ENVELOPE_NAME, RESULT_NAME
 from harness.rank.page import render_page
+from harness.safeio import read_capped, write_atomic
 
 JSON_NAME = "leaderboard.json"
 PAGE_NAME = "index.html"
-ENVELOPE_CAP = 32 * 1024 * 1024
 
 
 def csv_name(track: str) -> str:
@@ -93,24 +92,15 @@ def render_markdown(document: dict, track: str) -> str:
     return "\n".join(lines)
 
 
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _copy_results(board: Board, site: Path) -> None:
     for loaded in board.inputs.results:
         target = site / "results" / loaded.sha256
         target.mkdir(parents=True, exist_ok=True)
         # The verified payload, not the file that was beside it: they are equal (the verifier checked),
         # and for an unsigned result this is the schema-checked document that was ranked.
-        _write(target / RESULT_NAME, json.dumps(loaded.result, indent=2, ensure_ascii=False) + "\n")
+        write_atomic(target / RESULT_NAME, json.dumps(loaded.result, indent=2, ensure_ascii=False) + "\n")
         if loaded.envelope is not None:
-            from harness.safeio import read_capped
-
-            (target / f".{ENVELOPE_NAME}.tmp").write_bytes(read_capped(loaded.envelope, ENVELOPE_CAP))
-            os.replace(target / f".{ENVELOPE_NAME}.tmp", target / ENVELOPE_NAME)
+            write_atomic(target / ENVELOPE_NAME, read_capped(loaded.envelope, ENVELOPE_CAP))
         else:
             (target / ENVELOPE_NAME).unlink(missing_ok=True)
 
@@ -129,14 +119,14 @@ def write_site(board: Board, site: Path) -> dict[str, Path]:
         site.mkdir(parents=True, exist_ok=True)
         document = board.document
         written = {"json": site / JSON_NAME, "page": site / PAGE_NAME}
-        _write(written["json"], json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+        write_atomic(written["json"], json.dumps(document, indent=2, ensure_ascii=False) + "\n")
         for track in ("A", "B"):
             written[f"csv-{track}"] = site / csv_name(track)
             written[f"md-{track}"] = site / md_name(track)
-            _write(written[f"csv-{track}"], render_csv(document, track))
-            _write(written[f"md-{track}"], render_markdown(document, track))
+            write_atomic(written[f"csv-{track}"], render_csv(document, track))
+            write_atomic(written[f"md-{track}"], render_markdown(document, track))
         _copy_results(board, site)
-        _write(written["page"], render_page(document))
+        write_atomic(written["page"], render_page(document))
     except OSError as exc:
         raise UsageError(f"cannot write the site into {site}", expected="a writable folder",
                          found=exc.strerror or str(exc), fix="choose another --out") from None

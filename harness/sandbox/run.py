@@ -26,7 +26,7 @@ from harness.sandbox import engine as eng
 from harness.sandbox.cleanup import owner_labels
 from harness.sandbox.profiles import SandboxProfile, Stage
 from harness.sandbox.spec import Mount, Outcome, RunResult, RunSpec
-from harness.sandbox.watch import _MemoryPeak, size_cap
+from harness.sandbox.watch import MemoryPeak, size_cap
 
 #: the prefix of every container name the harness gives
 CONTAINER_PREFIX = "aecc"
@@ -244,7 +244,7 @@ def run_stage(
     gpu_monitor_error: list[str] = []
     sampler = None
     pump: _LogPump | None = None
-    memory: _MemoryPeak | None = None
+    memory: MemoryPeak | None = None
     container = None
 
     def result(outcome: Outcome, *, exit_code=None, oom=False, detail="") -> RunResult:
@@ -277,7 +277,7 @@ def run_stage(
 
         pump = _LogPump(stream, name, log_path, profile.log_cap_bytes, on_log)
         pump.start()
-        memory = _MemoryPeak(container.id, stop_sampler)
+        memory = MemoryPeak(container.id, stop_sampler)
         memory.start()
         checks: list[Callable[[Any], tuple[Outcome, str] | None]] = [_stop_requested]
         if output_cap is not None:

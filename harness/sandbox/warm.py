@@ -17,7 +17,6 @@ Only trusted stages start warm: a submission's code never sits in a container th
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 import threading
@@ -29,6 +28,7 @@ from typing import Any, Sequence
 from checker.jobs import Cancel, Go, gate_message
 from harness import paths
 from harness.processes import owner_token
+from harness.safeio import write_atomic
 from harness.sandbox.profiles import SandboxProfile, Stage
 from harness.sandbox.run import run_stage
 from harness.sandbox.spec import Mount, Outcome, RunResult, RunSpec
@@ -142,10 +142,7 @@ class WarmStage:
             self._signal(Cancel())
 
     def _signal(self, message: Go | Cancel) -> None:
-        tmp = self._ctl / ".go.tmp"
-        tmp.write_text(gate_message(message))
-        tmp.chmod(0o644)
-        os.replace(tmp, self._ctl / "go.json")  # the agent never sees a partial file
+        write_atomic(self._ctl / "go.json", gate_message(message), mode=0o644)  # the agent never sees a part
 
     def result(self) -> RunResult:
         """Wait for the stage to end; re-raise what stopped the harness's side of it."""

@@ -35,7 +35,7 @@ def memory_peak_files(container_id: str, root: Path = _CGROUP_ROOT) -> list[Path
     ]
 
 
-class _MemoryPeak(threading.Thread):
+class MemoryPeak(threading.Thread):
     """Host-side peak memory of a container, read from its cgroup while it runs.
 
     Trusted where the in-container figure is not: the submission can lie about its own RSS but not

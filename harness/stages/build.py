@@ -38,7 +38,7 @@ from harness.layers.model import (
 )
 from harness.layers.options import BuildOptions
 from harness.stages.intake import Submission
-from harness.stages.rejection import RejectReason, _reject
+from harness.stages.rejection import RejectReason, reject
 
 __all__ = ["SUBMISSION_REPO", "BuildFailed", "SubmissionImage", "build_submission", "check_companions",
            "submission_layer", "torch_version_for"]
@@ -83,15 +83,15 @@ def check_companions(submission: Submission, torch: str) -> None:
             continue
         if not table.known:
             covered = companions.torch_versions()
-            raise _reject(RejectReason.REQUIREMENT_COMPANION, "requirements.txt",
+            raise reject(RejectReason.REQUIREMENT_COMPANION, "requirements.txt",
                           f"{req} needs a {name} build made for torch {torch}, which the harness's table does "
                           f"not cover ({covered[0]}..{covered[-1]}); pin one of those torch versions")
         matching = table.version(name)
         if matching is None:
-            raise _reject(RejectReason.REQUIREMENT_COMPANION, "requirements.txt",
+            raise reject(RejectReason.REQUIREMENT_COMPANION, "requirements.txt",
                           f"{req}: no {name} was made for torch {torch}; pin a torch that has one, or drop {name}")
         if req.specifier and matching not in req.specifier:
-            raise _reject(RejectReason.REQUIREMENT_COMPANION, "requirements.txt",
+            raise reject(RejectReason.REQUIREMENT_COMPANION, "requirements.txt",
                           f"{req} does not match torch {torch}: the {name} built for torch {torch} is {matching}; "
                           f"pin {name}=={matching} (or leave the version out)")
 

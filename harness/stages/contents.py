@@ -32,7 +32,7 @@ from harness.stages.rejection import (
     IntakeRejected,
     Problem,
     RejectReason,
-    _reject,
+    reject,
     escape_name,
 )
 
@@ -83,10 +83,10 @@ def _rejected(err: DiscoveryError) -> Exception:
     if err.reason is _discover.Reason.INVALID_SPEC:
         return UsageError(f"invalid --encoder {escape_name(str(err.value))}", expected="file.py:ClassName",
                           found=err.detail, fix=err.fix)
-    return _reject(RejectReason(err.reason.value), err.entry, err.detail, **({"fix": err.fix} if err.fix else {}))
+    return reject(RejectReason(err.reason.value), err.entry, err.detail, **({"fix": err.fix} if err.fix else {}))
 
 
-def _parse_spec(spec: str, origin: str) -> tuple[str, str]:
+def parse_spec(spec: str, origin: str) -> tuple[str, str]:
     try:
         return _discover.parse_spec(spec, origin)
     except DiscoveryError as err:
@@ -95,9 +95,9 @@ def _parse_spec(spec: str, origin: str) -> tuple[str, str]:
 
 def _read_capped(path: Path, entry: str, reason: RejectReason) -> bytes:
     if not path.is_file() or path.is_symlink():
-        raise _reject(reason, entry, "is not a regular file")
+        raise reject(reason, entry, "is not a regular file")
     if path.stat().st_size > _MAX_PARSED_BYTES:
-        raise _reject(_R.TOO_LARGE, entry, f"over {_MAX_PARSED_BYTES} bytes; the host will not parse it")
+        raise reject(_R.TOO_LARGE, entry, f"over {_MAX_PARSED_BYTES} bytes; the host will not parse it")
     return path.read_bytes()
 
 
@@ -222,5 +222,5 @@ def load_requirements(root: Path) -> Requirements:
     try:
         text = _read_capped(path, REQUIREMENTS_NAME, _R.REQUIREMENT_SYNTAX).decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise _reject(_R.REQUIREMENT_SYNTAX, REQUIREMENTS_NAME, "not UTF-8 text") from None
+        raise reject(_R.REQUIREMENT_SYNTAX, REQUIREMENTS_NAME, "not UTF-8 text") from None
     return parse_requirements(text)

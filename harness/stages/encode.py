@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from checker.jobs import ENCODE_DONE, EncodeJob
+from checker.jobs import ENCODE_DONE, EncodeJob, write_jobs
 from harness import paths
 from harness.errors import InfraError
 from harness.sandbox.agent import (
@@ -81,7 +81,7 @@ def encode(client: Any, spec: EncodeSpec, *, progress: Callable[[str], None] = p
     while pending:
         attempt += 1
         progress(f"encode: {len(pending)} task(s) in the submission's sandbox (network off)")
-        verdicts = _encode_batch(client, spec, pending, attempt)
+        verdicts = encode_batch(client, spec, pending, attempt)
         still, blamed = [], False
         for task in pending:
             verdict = verdicts[task.label]
@@ -96,7 +96,7 @@ def encode(client: Any, spec: EncodeSpec, *, progress: Callable[[str], None] = p
     return results
 
 
-def _encode_batch(client: Any, spec: EncodeSpec, tasks: list[TaskRef], attempt: int) -> dict[str, Encoded | None]:
+def encode_batch(client: Any, spec: EncodeSpec, tasks: list[TaskRef], attempt: int) -> dict[str, Encoded | None]:
     jobs, dirs = [], []
     mounts = [agent_mount(), Mount(cache_dir(spec.submission), "/cache")]
     for i, task in enumerate(tasks):
@@ -110,7 +110,7 @@ def _encode_batch(client: Any, spec: EncodeSpec, tasks: list[TaskRef], attempt: 
         jobs.append(EncodeJob(audio=f"/audio/{i}", out=f"/out/{i}"))
     limit = spec.profile.stage(Stage.ENCODE).wall_clock_s
     with tempfile.TemporaryDirectory(prefix="encode-", dir=paths.scratch()) as tmp:
-        (Path(tmp) / "jobs.json").write_text(json.dumps([dataclasses.asdict(j) for j in jobs]))
+        write_jobs(Path(tmp) / "jobs.json", jobs)
         Path(tmp).chmod(0o755)
         mounts.append(Mount(Path(tmp), "/jobs"))
         audio_bytes = sum(p.stat().st_size for t in tasks for p in (spec.prepared[t.label] / "audio").rglob("*.bin"))

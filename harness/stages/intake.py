@@ -76,19 +76,18 @@ from harness.stages.contents import (  # noqa: F401  (re-exported: the intake AP
     EncoderRef,
     EncoderSource,
     Requirements,
-    _parse_spec,
     discover_encoder,
     load_requirements,
     parse_requirements,
+    parse_spec,
 )
 from harness.stages.rejection import (  # noqa: F401  (re-exported)
     MANIFEST_NAME,
     IntakeRejected,
     Problem,
     RejectReason,
-    _reject,
-    _scrub,
     escape_name,
+    reject,
 )
 
 MiB = 1024 * 1024
@@ -256,7 +255,7 @@ def _limit_problems(items: Sequence[_Item], limits: IntakeLimits) -> list[Proble
 def _keep(items: list[_Item]) -> tuple[list[_Item], int]:
     kept = [it for it in items if not _is_junk(it.name)]
     if not any(not it.is_dir for it in kept):
-        raise _reject(_R.EMPTY, None, "no files (directories and __MACOSX/ entries only, or nothing)")
+        raise reject(_R.EMPTY, None, "no files (directories and __MACOSX/ entries only, or nothing)")
     return kept, len(items) - len(kept)
 
 
@@ -266,17 +265,17 @@ def _open_zip(path: Path) -> zipfile.ZipFile:
     with open(path, "rb") as f:
         head = f.read(4)
     if not head:
-        raise _reject(_R.EMPTY, None, "the file is 0 bytes")
+        raise reject(_R.EMPTY, None, "the file is 0 bytes")
     try:
         return zipfile.ZipFile(path)
     except zipfile.BadZipFile as exc:
         if head == b"PK\x03\x04" and "not a zip file" in str(exc):
-            raise _reject(_R.TRUNCATED, None, "starts like a ZIP but has no end-of-central-directory record") from None
+            raise reject(_R.TRUNCATED, None, "starts like a ZIP but has no end-of-central-directory record") from None
         if head[:2] != b"PK":
-            raise _reject(_R.NOT_A_ZIP, None, f"the file starts with {head!r}, not a ZIP signature") from None
-        raise _reject(_R.CORRUPT, None, f"unreadable central directory: {exc}") from None
+            raise reject(_R.NOT_A_ZIP, None, f"the file starts with {head!r}, not a ZIP signature") from None
+        raise reject(_R.CORRUPT, None, f"unreadable central directory: {exc}") from None
     except (OSError, EOFError, ValueError, struct.error, NotImplementedError) as exc:
-        raise _reject(_R.CORRUPT, None, f"unreadable central directory: {exc}") from None
+        raise reject(_R.CORRUPT, None, f"unreadable central directory: {exc}") from None
 
 
 def _entry_problem(info: zipfile.ZipInfo, is_dir: bool, limits: IntakeLimits) -> Problem | None:
@@ -330,7 +329,7 @@ def _overlaps(path: Path, zf: zipfile.ZipFile) -> list[Problem]:
 def _scan_zip(path: Path, zf: zipfile.ZipFile, limits: IntakeLimits) -> tuple[list[_Item], int]:
     infos = zf.infolist()
     if len(infos) > limits.max_entries:
-        raise _reject(_R.TOO_MANY_ENTRIES, None, f"{len(infos)} entries, limit {limits.max_entries}")
+        raise reject(_R.TOO_MANY_ENTRIES, None, f"{len(infos)} entries, limit {limits.max_entries}")
     problems: list[Problem] = []
     items: list[_Item] = []
     for info in infos:
@@ -359,7 +358,7 @@ def _zip_chunks(zf: zipfile.ZipFile, it: _Item) -> Iterator[bytes]:
             while chunk := src.read(_CHUNK):
                 yield chunk
     except _ZIP_READ_ERRORS as exc:
-        raise _reject(_R.CORRUPT, it.name, f"cannot be read: {exc}") from None
+        raise reject(_R.CORRUPT, it.name, f"cannot be read: {exc}") from None
 
 
 def _mkdirs(dest: Path, rel: str, made: set[str]) -> None:
@@ -372,7 +371,7 @@ def _mkdirs(dest: Path, rel: str, made: set[str]) -> None:
             os.mkdir(dest / sub, 0o755)
         except FileExistsError:
             # only a case-insensitive store filesystem gets here; collisions were refused already
-            raise _reject(_R.DUPLICATE_NAME, sub, "collides on the store's filesystem") from None
+            raise reject(_R.DUPLICATE_NAME, sub, "collides on the store's filesystem") from None
         made.add(sub)
 
 
@@ -383,7 +382,7 @@ def _create(dest: Path, rel: str, made: set[str]) -> int:
     try:
         return os.open(dest / rel, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
     except FileExistsError:
-        raise _reject(_R.DUPLICATE_NAME, rel, "collides on the store's filesystem") from None
+        raise reject(_R.DUPLICATE_NAME, rel, "collides on the store's filesystem") from None
 
 
 class _Counter:
@@ -396,14 +395,14 @@ class _Counter:
         self.total += n
         lim = self.limits
         if written > it.size:
-            raise _reject(_R.CORRUPT, it.name, f"yields more than its declared {it.size} bytes")
+            raise reject(_R.CORRUPT, it.name, f"yields more than its declared {it.size} bytes")
         if written > lim.max_entry_bytes:
-            raise _reject(_R.TOO_LARGE, it.name, f"over {lim.max_entry_bytes} bytes")
+            raise reject(_R.TOO_LARGE, it.name, f"over {lim.max_entry_bytes} bytes")
         if self.total > lim.max_total_bytes:
-            raise _reject(_R.TOO_LARGE, None, f"over {lim.max_total_bytes} bytes in all")
+            raise reject(_R.TOO_LARGE, None, f"over {lim.max_total_bytes} bytes in all")
         if compressed is not None and written >= lim.ratio_floor_bytes and \
                 written > lim.max_ratio * max(compressed, 1):
-            raise _reject(_R.RATIO_EXCEEDED, it.name, f"ratio over {lim.max_ratio:g} while extracting")
+            raise reject(_R.RATIO_EXCEEDED, it.name, f"ratio over {lim.max_ratio:g} while extracting")
 
 
 def _extract_zip(zf: zipfile.ZipFile, items: Sequence[_Item], dest: Path, limits: IntakeLimits) -> tuple[int, int]:
@@ -435,7 +434,7 @@ def _scan_folder(src: Path, limits: IntakeLimits) -> tuple[list[_Item], int]:
         with os.scandir(src / rel if rel else src) as entries:
             for de in entries:
                 if len(items) + len(problems) >= limits.max_entries:
-                    raise _reject(_R.TOO_MANY_ENTRIES, None, f"more than {limits.max_entries} entries")
+                    raise reject(_R.TOO_MANY_ENTRIES, None, f"more than {limits.max_entries} entries")
                 name = f"{rel}/{de.name}" if rel else de.name
                 st = de.stat(follow_symlinks=False)
                 is_dir = stat.S_ISDIR(st.st_mode)
@@ -535,7 +534,7 @@ def _copy_archive(source: Path, dest: Path, limits: IntakeLimits) -> str:
         while chunk := fin.read(_CHUNK):
             copied += len(chunk)
             if copied > limits.max_total_bytes:
-                raise _reject(_R.TOO_LARGE, None, f"the archive is over {limits.max_total_bytes} bytes")
+                raise reject(_R.TOO_LARGE, None, f"the archive is over {limits.max_total_bytes} bytes")
             digest.update(chunk)
             out.write(chunk)
     os.chmod(dest, 0o444)
@@ -577,7 +576,7 @@ def intake(source: Path, store: Path, limits: IntakeLimits | None = None, *,
     limits = limits if limits is not None else IntakeLimits()
     source, store = Path(source).absolute(), Path(store).absolute()
     if encoder is not None:
-        _parse_spec(encoder, "--encoder")
+        parse_spec(encoder, "--encoder")
     if source.is_dir():
         kind = SourceKind.FOLDER
         if store.resolve() == source.resolve() or source.resolve() in store.resolve().parents:

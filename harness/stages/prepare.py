@@ -23,10 +23,10 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-from checker.jobs import EncoderAttributes, PrepareFailure, PrepareJob
+from checker.jobs import EncoderAttributes, PrepareFailure, PrepareJob, job_rows
 from harness import paths
 from harness.errors import InfraError
-from harness.safeio import read_json
+from harness.safeio import read_json, sha256_file, write_atomic
 from harness.sandbox.agent import agent_mount
 from harness.sandbox.profiles import SandboxProfile, Stage
 from harness.sandbox.spec import Mount, RunResult
@@ -68,15 +68,9 @@ def fingerprint(directory: Path) -> str:
         stat = path.stat()
         key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
         if key not in cache:
-            h = hashlib.sha256()
-            with open(path, "rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(chunk)
-            cache[key] = h.hexdigest()
+            cache[key] = sha256_file(path)
         digest.update(f"{path.relative_to(directory)}\0{cache[key]}\n".encode())
-    tmp = cache_file.with_name(f".{cache_file.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(cache))
-    os.replace(tmp, cache_file)
+    write_atomic(cache_file, json.dumps(cache))
     return digest.hexdigest()
 
 
@@ -165,7 +159,7 @@ def _prepare(client: Any, spec: PrepareSpec, attributes: EncoderAttributes, targ
             (warm.work / str(i)).chmod(0o777)
             jobs.append(PrepareJob(task=task.module, config_function=task.config_function, out=f"/out/{i}"))
         warm.stage.go(["--jobs", "/ctl/jobs.json", "--env", "/env", *attributes.to_args()], limit_s=limit,
-                      files={"jobs.json": [dataclasses.asdict(j) for j in jobs]})
+                      files={"jobs.json": job_rows(jobs)})
         result = warm.stage.result()
         result.raise_for_infra()
         for i, task in enumerate(todo):

@@ -11,8 +11,7 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from checker.discover import _scrub as _discover_scrub
-from checker.discover import quote_name
+from checker.discover import quote_name, scrub
 from harness.errors import IntakeError
 
 MANIFEST_NAME = "aecc.json"
@@ -100,9 +99,6 @@ _RULES: dict[RejectReason, tuple[str, str]] = {
 }
 
 
-# One implementation for the host and the in-container agent (standard library only, so it lives there).
-_scrub = _discover_scrub
-
 
 def escape_name(name: str, limit: int = 200) -> str:
     """Quote a participant-chosen name so it is unambiguous and inert on a terminal."""
@@ -121,7 +117,7 @@ class Problem:
 
     def render(self) -> str:
         where = escape_name(self.entry) if self.entry is not None else "(archive)"
-        return f"[{self.reason.value}] {where}: {_scrub(self.detail)}"
+        return f"[{self.reason.value}] {where}: {scrub(self.detail)}"
 
 
 class IntakeRejected(IntakeError):
@@ -143,5 +139,5 @@ class IntakeRejected(IntakeError):
             expected=expected or rule, found="\n            ".join(lines), fix=fix or default_fix)
 
 
-def _reject(reason: RejectReason, entry: str | None, detail: str, **kw: str) -> IntakeRejected:
+def reject(reason: RejectReason, entry: str | None, detail: str, **kw: str) -> IntakeRejected:
     return IntakeRejected([Problem(reason, entry, detail)], **kw)

@@ -20,17 +20,17 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import shutil
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from checker.jobs import (
     EncoderAttributes,
-    Mode,
     ScoreFailure,
     ScoreFailureKind,
     ScoreJob,
+    ScoreRequest,
+    job_rows,
 )
 from harness.errors import InfraError
 from harness.safeio import read_json
@@ -52,9 +52,8 @@ class ScoreSpec:
     runtime: str
     profile: SandboxProfile
     log_dir: Path
-    mode: Mode = Mode.UNIQUE
-    repeats: int = 1
-    seeds: dict[str, int] = dataclasses.field(default_factory=dict)  # task label -> Track A base seed
+    # task label -> how it is scored (repeats, seed, mode): every task `score` scores needs one
+    requests: Mapping[str, ScoreRequest] = dataclasses.field(default_factory=dict)
     gpu: str | None = None  # the GPU X-ARES trains its probes on (trusted code; one stage per GPU)
     models: Path | None = None  # the offline model store (harness.tasks.models), mounted read-only at /models
 
@@ -78,12 +77,6 @@ class Scored:
     @property
     def ok(self) -> bool:
         return self.score is not None
-
-
-def derive_seed(base: int, *parts: object) -> int:
-    """A 32-bit seed from a base seed and labels (the same derivation `checker.score` uses inside)."""
-    digest = hashlib.sha256("|".join([str(base), *map(str, parts)]).encode()).digest()
-    return int.from_bytes(digest[:4], "big")
 
 
 def work_dir(runs: Path, task: TaskRef) -> Path:
@@ -160,11 +153,15 @@ def score(client: Any, spec: ScoreSpec, attributes: EncoderAttributes, prepared:
         InfraError: the engine failed, or X-ARES failed on a task (its traceback is in the log).
     """
     tasks = [t for t in spec.tasks if t.label in embeddings]
+    unasked = [t.label for t in tasks if t.label not in spec.requests]
+    if unasked:
+        raise ValueError(f"no ScoreRequest for task(s) {', '.join(unasked)}: the caller decides how each is scored")
     if not tasks:
         if warm is not None:
             warm.stage.cancel()
         return {}
-    progress(f"score: X-ARES Track A (x{spec.repeats}) and Track B for {len(tasks)} task(s)")
+    repeats = "/".join(str(n) for n in sorted({spec.requests[t.label].repeats for t in tasks}))
+    progress(f"score: X-ARES Track A (x{repeats}) and Track B for {len(tasks)} task(s)")
     limit = spec.profile.stage(Stage.SCORE).wall_clock_s * len(tasks)
     with contextlib.ExitStack() as stack:
         if warm is None:
@@ -177,14 +174,13 @@ def score(client: Any, spec: ScoreSpec, attributes: EncoderAttributes, prepared:
                 task=task.module, config_function=task.config_function,
                 prepared=f"/prepared/{prepared[task.label].relative_to(prepare_stage.cache_root())}",
                 embeddings=f"/runs/{embeddings[task.label].relative_to(spec.runs)}",
-                work=f"/work/{i}", seed=spec.seeds.get(task.label, 0), out=f"/work/{i}/score.json"))
+                work=f"/work/{i}", request=spec.requests[task.label], out=f"/work/{i}/score.json"))
         # The jobs file goes beside the go file: the harness alone writes there.
         from harness.tasks.models import MOUNT_TARGET
 
         models = ["--models", MOUNT_TARGET] if spec.models is not None else []
-        warm.stage.go(["--jobs", "/ctl/jobs.json", "--encoder-name", spec.encoder_name, *attributes.to_args(),
-                       "--mode", spec.mode.value, "--repeats", str(spec.repeats), *models],
-                      limit_s=limit, files={"jobs.json": [dataclasses.asdict(j) for j in jobs]})
+        warm.stage.go(["--jobs", "/ctl/jobs.json", "--encoder-name", spec.encoder_name, *attributes.to_args(), *models],
+                      limit_s=limit, files={"jobs.json": job_rows(jobs)})
         result = warm.stage.result()
     result.raise_for_infra()
     scored: dict[str, Scored] = {}

@@ -11,6 +11,7 @@ import ast
 import dataclasses
 import enum
 from pathlib import Path
+from typing import Any, Mapping
 
 from harness.errors import UsageError
 from harness.tasks.registry import (
@@ -177,6 +178,11 @@ class TaskRef:
     config_function: str | None
     file: Path | None = None
     task_name: str | None = None  # X-ARES's `name`, where it can be read without running code
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TaskRef:
+        """A task reference from its fields as plain data (`file` a path string or None)."""
+        return cls(**{**data, "file": Path(data["file"]) if data.get("file") else None})
 
     @property
     def digest(self) -> str:

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from harness.errors import InfraError, UsageError
+from harness.safeio import sha256_file, write_atomic
 
 MANIFEST_NAME = "manifest.json"
 SCHEMA_NAME = "models-manifest"
@@ -170,14 +171,6 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 #: (path, size, mtime_ns, ctime_ns, inode) -> sha256, so that one process hashes a 1 GB model once;
 #: any write (and any utime that would hide one) changes ctime, so a changed file is hashed again
 _HASHED: dict[tuple, str] = {}
@@ -188,7 +181,7 @@ def file_sha256(path: Path) -> str:
     key = (str(Path(path).resolve()), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
     digest = _HASHED.get(key)
     if digest is None:
-        digest = _sha256_file(path)
+        digest = sha256_file(path)
         _HASHED[key] = digest
     return digest
 
@@ -241,7 +234,7 @@ def write_manifest(root: Path, dependencies: Sequence[str], *, origin: Origin | 
                 raise InfraError(f"model store {root}: {dep.repo}/{rel} is not a regular file",
                                  expected="regular files only", found="a link or special file",
                                  fix="replace it with the file itself")
-            files.append({"path": rel, "sha256": _sha256_file(path), "bytes": path.stat().st_size})
+            files.append({"path": rel, "sha256": sha256_file(path), "bytes": path.stat().st_size})
         _require_files(root, dep, {f["path"] for f in files})
         models.append({"repo": dep.repo, "xares_dependency": dep.xares_name, "parts": [p.value for p in dep.parts],
                        "revision": (revisions or {}).get(dep.xares_name), "dtype": _dtype(model_dir), "files": files})
@@ -250,12 +243,7 @@ def write_manifest(root: Path, dependencies: Sequence[str], *, origin: Origin | 
     from harness import schemas
 
     schemas.validate(SCHEMA_NAME, document)
-    target = root / MANIFEST_NAME
-    fd, tmp = tempfile.mkstemp(prefix=f".{MANIFEST_NAME}.", dir=root)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(json.dumps(document, indent=1) + "\n")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, target)
+    write_atomic(root / MANIFEST_NAME, json.dumps(document, indent=1) + "\n", mode=0o644)
     return verify_store(root)
 
 

@@ -248,18 +248,18 @@ def test_aecc_validate_reports_stay_valid_and_isolation_is_checked(schema) -> No
 
 
 def test_t4_summary_recognises_a_t4() -> None:
-    from checker.__main__ import T4_GPU_MEMORY_BYTES, _t4_summary
+    from checker.__main__ import T4_GPU_MEMORY_BYTES, t4_summary
 
     data = {"environment": {"gpus": [{"name": "Tesla T4", "capability": "7.5"}]},
             "throughput": {"device": "cuda", "projected_seconds": 1800.0, "reference_hours": 100.0,
                            "audio_seconds_per_second": 200.0},
             "resources": {"peak_cuda_bytes": T4_GPU_MEMORY_BYTES // 2, "peak_rss_bytes": 2**30}}
-    t4 = _t4_summary(data)
+    t4 = t4_summary(data)
     assert t4["is_t4_class"] and t4["device"] == "Tesla T4" and t4["gpu_peak_fraction"] == 0.5
     data["environment"]["gpus"][0].update(name="NVIDIA H200", capability="9.0")
-    assert not _t4_summary(data)["is_t4_class"]
+    assert not t4_summary(data)["is_t4_class"]
     data["throughput"]["device"], data["resources"]["peak_cuda_bytes"] = "cpu", None  # --device cpu on a GPU box
-    assert _t4_summary(data)["device"] == "cpu"
+    assert t4_summary(data)["device"] == "cpu"
 
 
 def test_error_lines_never_collide_with_check_ids() -> None:

@@ -13,9 +13,30 @@ from checker import jobs
 
 
 def test_jobs_round_trip_through_their_file(tmp_path):
-    written = [jobs.ScoreJob("tasks.esc50_task", "esc50_config", "/prepared/x", "/runs/y", "/work/0", 7, "/work/0/s.json")]
+    written = [jobs.ScoreJob("tasks.esc50_task", "esc50_config", "/prepared/x", "/runs/y", "/work/0",
+                             jobs.ScoreRequest(seed=7, repeats=3, mode=jobs.Mode.XARES), "/work/0/s.json")]
     jobs.write_jobs(tmp_path / "jobs.json", written)
     assert jobs.read_jobs(tmp_path / "jobs.json", jobs.ScoreJob) == written
+
+
+def test_a_score_request_missing_a_setting_fails_loudly(tmp_path):
+    """The agent has no defaults of its own: repeats, seed and mode come from the host or not at all."""
+    row = jobs.job_rows([jobs.ScoreJob("t", None, "/p", "/e", "/w", jobs.ScoreRequest(7, 3, "unique"), "/o")])[0]
+    assert row["request"] == {"seed": 7, "repeats": 3, "mode": "unique"}
+    del row["request"]["repeats"]
+    (tmp_path / "jobs.json").write_text(json.dumps([row]))
+    with pytest.raises(TypeError):
+        jobs.read_jobs(tmp_path / "jobs.json", jobs.ScoreJob)
+    with pytest.raises(ValueError):
+        jobs.ScoreRequest(seed=7, repeats=0, mode="unique")
+
+
+def test_one_seed_derivation():
+    """The derivation both sides use, pinned (values of the two copies it replaced): a change here would
+    change every recorded seed."""
+    assert jobs.derive_seed(0, "task", "esc50") == 665837763
+    assert jobs.derive_seed(12345, "track-a", 2) == 3700482175
+    assert jobs.derive_seed(jobs.derive_seed(0, "task", "tiny_tones"), "track-a", 0) == 2984115831
 
 
 def test_a_job_missing_a_field_fails_loudly(tmp_path):

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.stages import sign
+from harness import attest
 from tests.support import REPO
+from tests.support.secrets import find_secret
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +37,7 @@ def test_a_signed_run_verifies_and_leaks_no_key(client, tmp_path, monkeypatch):
     env = tmp_path / "env"
     demo.generate(env, ["tiny_tones"], seed=0)
     os.system(f"chmod -R a+rX {env}")
-    keys = sign.generate_keypair(tmp_path / "keys")
+    keys = attest.generate_keypair(tmp_path / "keys")
     pem = Path(keys.private_path).read_bytes()
     sub = tmp_path / "sub"
     shutil.copytree(GOOD, sub)
@@ -56,7 +57,7 @@ def test_a_signed_run_verifies_and_leaks_no_key(client, tmp_path, monkeypatch):
     assert outcome.exit_code == 0
     [result] = outcome.results.values()
     sha = result.submission["sha256"]
-    assert (out / sha / sign.ENVELOPE_NAME).is_file()
+    assert (out / sha / attest.ENVELOPE_NAME).is_file()
     verify = subprocess.run([AECC, "verify", str(out), "--pubkey", str(keys.public_path), "--json"],
                             capture_output=True, text=True)
     assert verify.returncode == 0, verify.stdout + verify.stderr
@@ -68,14 +69,14 @@ def test_a_signed_run_verifies_and_leaks_no_key(client, tmp_path, monkeypatch):
     with open(saved, "wb") as fh:
         for chunk in client.images.get(image).save():
             fh.write(chunk)
-    assert sign.find_secret([out, Path(os.environ["AECC_HOME"]) / "logs", saved], pem) == []
+    assert find_secret([out, Path(os.environ["AECC_HOME"]) / "logs", saved], pem) == []
     assert seen, "the run started containers"
     for spec in seen:
         assert str(keys.private_path) not in json.dumps({k: str(v) for k, v in spec.env.items()})
         for mount in spec.mounts:
             sources = [mount.source] if mount.source.is_file() else []
             assert Path(keys.private_path).parent not in [mount.source, *mount.source.parents], mount
-            assert sign.find_secret(sources, pem) == []
+            assert find_secret(sources, pem) == []
     # ...while the search itself finds a planted copy (it can fail).
     (out / "planted.txt").write_bytes(b"x" + pem)
-    assert sign.find_secret([out], pem)
+    assert find_secret([out], pem)

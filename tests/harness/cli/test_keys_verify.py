@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import schemas
+from harness import attest, schemas
 from harness.cli import main
 from harness.results import ScoreResult, TaskResult
-from harness.stages import sign
+from tests.support.secrets import find_secret
 
 ZIP_BYTES = b"PK\x05\x06" + bytes(18)
 ZIP_SHA = hashlib.sha256(ZIP_BYTES).hexdigest()
@@ -57,8 +57,8 @@ def results(tmp_path: Path, keys: Path) -> Path:
     result = make_result()
     (result_dir / "result.json").write_text(json.dumps(result, indent=1))
     (result_dir / "submission.zip").write_bytes(ZIP_BYTES)
-    key = sign.load_private_key(keys / "signing.key")
-    sign.write_envelope(result_dir, sign.sign_result(result, key, zip_sha256=ZIP_SHA, image_digest=None))
+    key = attest.load_private_key(keys / "signing.key")
+    attest.write_envelope(result_dir, attest.sign_result(result, key, zip_sha256=ZIP_SHA, image_digest=None))
     return tmp_path / "RESULTS"
 
 
@@ -67,7 +67,7 @@ def test_keys_init_prints_the_key_id_and_never_overwrites(tmp_path: Path, capsys
     assert code == 0, err
     private, public = tmp_path / "k" / "signing.key", tmp_path / "k" / "signing.pub"
     assert stat.S_IMODE(private.stat().st_mode) == 0o600
-    expected_id = sign.key_id(sign.load_public_key(public))
+    expected_id = attest.key_id(attest.load_public_key(public))
     assert out == f"key id: {expected_id}\n"
     assert str(public) in err
     before = (private.read_bytes(), public.read_bytes())
@@ -92,7 +92,7 @@ def test_verify_passes_a_good_folder(results: Path, keys: Path, capsys: pytest.C
 
 
 def _tamper(results: Path) -> None:
-    path = results / ZIP_SHA / sign.ENVELOPE_NAME
+    path = results / ZIP_SHA / attest.ENVELOPE_NAME
     envelope = json.loads(path.read_text())
     payload = bytearray(base64.b64decode(envelope["payload"]))
     payload[-20] ^= 0x01
@@ -110,7 +110,7 @@ def _tamper(results: Path) -> None:
 def test_verify_fails_with_its_own_message(results: Path, keys: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
                                            damage: str, problem: str, words: str) -> None:
     pubkey = keys / "signing.pub"
-    envelope = results / ZIP_SHA / sign.ENVELOPE_NAME
+    envelope = results / ZIP_SHA / attest.ENVELOPE_NAME
     if damage == "tamper":
         _tamper(results)
     elif damage == "wrong_key":
@@ -153,7 +153,7 @@ def test_no_command_output_or_result_file_holds_the_private_key(results: Path, k
         chunks.append(out + err)
     transcript.write_text("\n".join(chunks))
     pem = (keys / "signing.key").read_bytes()
-    assert sign.find_secret([results, transcript], pem) == []
+    assert find_secret([results, transcript], pem) == []
     # The search itself can fail: the same transcript with the key pasted in is caught.
     transcript.write_text("\n".join(chunks) + pem.decode())
-    assert sign.find_secret([results, transcript], pem) == [transcript]
+    assert find_secret([results, transcript], pem) == [transcript]

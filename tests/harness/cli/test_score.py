@@ -14,7 +14,7 @@ import pytest
 from harness.bulk.run import BatchSpec
 from harness.cli import main
 from harness.cli.common import console
-from harness.cli.score import _tasks
+from harness.cli.score import chosen_tasks
 from harness.pipelines.score import ScoreSettings
 from harness.tasks.arguments import resolve_tasks
 from tests.support.models import lay_out_data as lay_out
@@ -39,7 +39,7 @@ def test_tasks_without_data_stop_the_run_before_any_work(tmp_path: Path, capsys:
 def test_a_task_set_prints_its_plan_and_scores_what_can_run(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     data = lay_out(tmp_path / "env", ["esc50", "finger_snap", "librispeech"])
     args = argparse.Namespace(task_set="icme2025-final", tasks=None, data=str(data), models=None)
-    tasks = _tasks(args, "cpu", console())
+    tasks = chosen_tasks(args, "cpu", console())
     printed = " ".join(capsys.readouterr().err.split())  # the console is stderr
     # librispeech has its data but no model store: the plan says so and leaves it out
     assert [t.label for t in tasks] == ["esc50", "finger_snap"]

@@ -309,7 +309,7 @@ def _harness_config(monkeypatch, tmp_path, profile, image, stage: Stage):
                                      tasks=(TaskRef("t", "tasks.t", None),), prepared={"t": prepared},
                                      runs=tmp_path / "runs", profile=profile, log_dir=tmp_path / "logs", gpu=gpu)
         with pytest.raises(Stop):
-            encode_mod._encode_batch(None, spec, list(spec.tasks), 1)
+            encode_mod.encode_batch(None, spec, list(spec.tasks), 1)
     else:
         monkeypatch.setattr(run_mod, "run_stage", fake_run_stage)
         with pytest.raises(Stop):

@@ -28,7 +28,7 @@ from harness.layers.model import (
     runtime_layer,
 )
 from harness.layers.options import BuildOptions
-from harness.layers.rootfs import _image_or_none, resolve_root
+from harness.layers.rootfs import image_or_none, resolve_root
 from harness.layers.store import list_images, prune
 
 TEST_REPO = "aecc/test-layer"
@@ -154,7 +154,7 @@ def test_list_marks_current_and_prune_removes_stale(client, base_image):
     assert rows[a].current is False  # not a standard layer
     removed = prune(client, repositories=(TEST_REPO,), keep=())
     assert a in removed
-    assert _image_or_none(client, base_image) is not None
+    assert image_or_none(client, base_image) is not None
 
 
 def test_build_cli_reports_cache_hits(client, base_image):

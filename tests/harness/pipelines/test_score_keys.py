@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import InfraError
-from harness.pipelines.score import ScoreSettings, _models_part, models_digest
+from harness.pipelines.score import ScoreSettings, models_part, models_digest
 from harness.tasks.arguments import resolve_tasks
 from tests.support.models import lay_out_data, write_store
 
@@ -27,11 +27,11 @@ def test_the_store_is_part_of_the_key_of_the_tasks_that_load_models(tmp_path: Pa
     assert models_digest(with_a) == first.digest and models_digest(with_b) == second.digest
     assert first.digest != second.digest and models_digest(without) is None
     for label in ("librispeech", "clotho"):
-        assert _models_part(with_a, tasks[label]) == {"models": first.digest}
-        assert _models_part(with_b, tasks[label]) == {"models": second.digest}
-        assert _models_part(without, tasks[label]) == {"models": None}
+        assert models_part(with_a, tasks[label]) == {"models": first.digest}
+        assert models_part(with_b, tasks[label]) == {"models": second.digest}
+        assert models_part(without, tasks[label]) == {"models": None}
     for settings in (with_a, with_b, without):
-        assert _models_part(settings, tasks["esc50"]) == {}  # its key is what it was before stores existed
+        assert models_part(settings, tasks["esc50"]) == {}  # its key is what it was before stores existed
 
 
 def test_a_changed_store_file_is_refused_not_keyed(tmp_path: Path) -> None:

@@ -11,8 +11,8 @@ from typing import Any, Iterable
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from harness import attest
 from harness.results import ScoreResult, TaskResult, TrackA
-from harness.stages import sign
 
 
 def sha_of(label: str) -> str:
@@ -61,7 +61,7 @@ class Signer:
         self.public_path = folder / "signing.pub"
         self.public_path.write_bytes(self.private.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
-        self.key_id = sign.key_id(self.private)
+        self.key_id = attest.key_id(self.private)
 
 
 def write_result(root: Path, result: dict, signer: Signer | None = None) -> Path:
@@ -71,7 +71,7 @@ def write_result(root: Path, result: dict, signer: Signer | None = None) -> Path
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "result.json").write_text(json.dumps(result, indent=2))
     if signer is not None:
-        sign.write_envelope(folder, sign.sign_result(result, signer.private, zip_sha256=sha, image_digest=None))
+        attest.write_envelope(folder, attest.sign_result(result, signer.private, zip_sha256=sha, image_digest=None))
     return folder
 
 

@@ -14,11 +14,10 @@ import json
 import jsonschema
 import pytest
 
-from harness import schemas
+from harness import attest, schemas
 from harness.rank.board import BoardSpec, build_board
 from harness.rank.model import FORMULA_VERSION
 from harness.rank.outputs import render_csv, write_site
-from harness.stages import sign
 from tests.harness.rank.helpers import (
     HOSTILE_CLASS,
     Signer,
@@ -106,7 +105,7 @@ def test_copied_results_verify_inside_the_site(built):
     board, _, site, signer = built
     copied = sorted(p.name for p in (site / "results").iterdir())
     assert copied == sorted(r.sha256 for r in board.inputs.results)
-    outcomes = sign.verify_paths([site / "results"], sign.load_public_key(signer.public_path))
+    outcomes = attest.verify_paths([site / "results"], attest.load_public_key(signer.public_path))
     assert outcomes and all(o.ok for o in outcomes)
 
 

@@ -4,6 +4,8 @@ tasks, a missing data folder, an unknown mode) is a usage error, never a started
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -37,6 +39,20 @@ def test_malformed_settings_are_a_usage_error(tmp_path, bad):
     fields = dict(data=tmp_path, tasks=(resolve_task("esc50"),)) | bad
     with pytest.raises(UsageError):
         ScoreSettings(**fields)
+
+
+def test_settings_round_trip_through_plain_data_field_by_field(tmp_path):
+    """What a cluster node is scored with is what the submit host was given: every field of the
+    settings, as JSON, and back; a field missing from the data is refused, never defaulted."""
+    settings = ScoreSettings(data=tmp_path, tasks=(resolve_task("esc50"),
+                                                   resolve_task(str(REPO / "demo_tasks" / "tiny_crop_task.py"))),
+                             mode="xares", repeats=5, seed=9, warm_start=False, block_on={"advice", "finite"},
+                             rescore=True, max_seconds=30.0, models=tmp_path)
+    data = json.loads(json.dumps(settings.to_dict()))
+    assert set(data) == {f.name for f in dataclasses.fields(ScoreSettings)}
+    assert ScoreSettings.from_dict(data) == settings
+    with pytest.raises(ValueError, match="repeats"):
+        ScoreSettings.from_dict({k: v for k, v in data.items() if k != "repeats"})
 
 
 def test_a_task_named_twice_is_a_usage_error():

@@ -19,6 +19,7 @@ from typing import Any, Iterable, Mapping
 
 from harness.errors import UsageError
 from harness.journal import SubmissionRecord, SubmissionState, read_events, reduce
+from harness.safeio import write_atomic
 
 #: where batch files, batch scripts and job logs go, under RESULTS
 BATCH_DIR = "slurm"
@@ -116,16 +117,7 @@ class BatchFile:
 
     def write(self) -> Path:
         """Written by rename; private (index URLs in the build options may carry credentials)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(self.to_dict(), fh, indent=2, sort_keys=True)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
-        return self.path
+        return write_atomic(self.path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n", mode=0o600)
 
     @classmethod
     def read(cls, path: Path) -> "BatchFile":

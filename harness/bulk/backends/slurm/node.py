@@ -119,7 +119,7 @@ def run_job(batch_path: Path, index: int | None, *,
 
 def _work_on(batch: BatchFile, spec: Any, sha: str, where: JobEnvironment, journal: Journal, poll: float,
              say: Callable[[str], None]) -> int:
-    from harness.bulk.run import Worker, _options, _signer, planned_from_journal
+    from harness.bulk.run import Worker, options_for, planned_from_journal
     from harness.sandbox.cleanup import cleanup
     from harness.sandbox.profiles import load_profile
     from harness.sandbox.run import STOP
@@ -132,8 +132,8 @@ def _work_on(batch: BatchFile, spec: Any, sha: str, where: JobEnvironment, journ
 
     client = engine.connect()
     cleanup(client)  # containers of a dead predecessor on this node (a requeued job, a killed run)
-    worker = Worker(client, spec, _options(spec, batch.build_options()), progress=lambda s, m: say(f"{s[:12]} {m}"),
-                    signer=_signer(spec.key), in_flight=1)
+    worker = Worker(client, spec, options_for(spec, batch.build_options()), progress=lambda s, m: say(f"{s[:12]} {m}"),
+                    signer=spec.signer(), in_flight=1)
     try:
         waited = False
         while True:

@@ -32,7 +32,7 @@ class QueueRow:
     reason: str
 
 
-def _array_ids(schedulers: Iterable[Mapping[str, Any]]) -> list[str]:
+def array_ids(schedulers: Iterable[Mapping[str, Any]]) -> list[str]:
     ids = set()
     for s in schedulers:
         if s.get("backend") != "slurm":
@@ -75,7 +75,7 @@ def live_schedulers(schedulers: Mapping[str, Mapping[str, Any]]) -> dict[str, di
     now; the records unchanged where squeue does not answer. A job squeue no longer lists that never
     recorded an end (a worker records COMPLETED, FAILED or CANCELLED) is GONE."""
     out = {sha: dict(s) for sha, s in schedulers.items()}
-    rows = squeue(_array_ids(out.values()))
+    rows = squeue(array_ids(out.values()))
     if rows is None:
         return out
     for data in out.values():
@@ -95,4 +95,4 @@ def live_schedulers(schedulers: Mapping[str, Mapping[str, Any]]) -> dict[str, di
     return out
 
 
-__all__ = ["QueueRow", "live_schedulers", "squeue"]
+__all__ = ["QueueRow", "array_ids", "live_schedulers", "squeue"]

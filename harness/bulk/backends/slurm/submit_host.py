@@ -26,7 +26,7 @@ from typing import Any, Callable, Mapping
 
 from harness import __version__
 from harness.bulk.backends.slurm.batch import JOB_FIELDS, POLL_ENV, BatchFile, SlurmState, exit_code, final_for
-from harness.bulk.backends.slurm.queue import QueueRow, _array_ids, squeue
+from harness.bulk.backends.slurm.queue import QueueRow, array_ids, squeue
 from harness.errors import InfraError, UsageError
 from harness.journal import EventKind, Journal, SubmissionRecord, SubmissionState, now_iso, read_events, reduce
 
@@ -90,18 +90,18 @@ def submit(spec: Any, build_options: Any, options: SlurmOptions, *,
         UsageError: bad arguments, inputs, key or profile, before anything is submitted.
         InfraError: sbatch is missing or refused the batch (the reason is recorded in the journal too).
     """
-    from harness.bulk.run import _options, _signer, plan_batch
+    from harness.bulk.run import options_for, plan_batch
     from harness.sandbox.profiles import load_profile
 
     profile = load_profile(spec.profile)  # a bad profile is a usage error here, not in a hundred jobs
-    _signer(spec.key)  # so is a bad key
+    spec.signer()  # so is a bad key
     build_options = dataclasses.replace(build_options, submission_profile=spec.profile) \
-        if build_options is not None else _options(spec, None)
+        if build_options is not None else options_for(spec, None)
     aecc = _aecc_executable()
     results = Path(spec.out).absolute()
     planned, refused, unusable, _errors = plan_batch(spec, progress=progress)
     state = reduce(read_events(results))
-    live = squeue(_array_ids(r.scheduler for r in state.submissions.values())) or {}
+    live = squeue(array_ids(r.scheduler for r in state.submissions.values())) or {}
     todo: list[str] = []
     skipped: dict[str, str] = {}
     for p in planned:
@@ -290,7 +290,7 @@ def wait(submitted: Submitted, options: SlurmOptions, *, say: Callable[[str], No
     else:
         state = reduce(read_events(results))
         shas = [sha for sha, why in submitted.skipped.items() if why.startswith("still queued")]
-        jobs = _array_ids(state.submissions[sha].scheduler for sha in shas)
+        jobs = array_ids(state.submissions[sha].scheduler for sha in shas)
         since, rescore = "", False
     last = ""
     unreachable_said = False

@@ -26,17 +26,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from harness import schemas
-from harness.errors import UsageError
-from harness.results import ScoreResult, TaskResult
-from harness.stages import sign
-from harness.stages.sign import (
+from harness import attest, schemas
+from harness.attest import (
     ENVELOPE_NAME,
     PAYLOAD_TYPE,
     PREDICATE_TYPE,
     VerifyOutcome,
     VerifyProblem,
-    find_secret,
     generate_keypair,
     key_id,
     load_private_key,
@@ -48,6 +44,10 @@ from harness.stages.sign import (
     verify_report,
     write_envelope,
 )
+from harness.errors import UsageError
+from harness.results import ScoreResult, TaskResult
+from tests.support import secrets
+from tests.support.secrets import find_secret
 
 P = VerifyProblem
 ZIP_BYTES = b"PK\x05\x06" + bytes(18)  # an empty ZIP: only its digest matters here
@@ -69,17 +69,17 @@ def make_result(sha: str = ZIP_SHA, track_a: float = 0.5) -> dict:
 
 
 @pytest.fixture(scope="module")
-def keypair(tmp_path_factory: pytest.TempPathFactory) -> sign.KeyPair:
+def keypair(tmp_path_factory: pytest.TempPathFactory) -> attest.KeyPair:
     return generate_keypair(tmp_path_factory.mktemp("keys") / "k")
 
 
 @pytest.fixture(scope="module")
-def private_key(keypair: sign.KeyPair) -> Ed25519PrivateKey:
+def private_key(keypair: attest.KeyPair) -> Ed25519PrivateKey:
     return load_private_key(keypair.private_path)
 
 
 @pytest.fixture(scope="module")
-def public_key(keypair: sign.KeyPair):
+def public_key(keypair: attest.KeyPair):
     return load_public_key(keypair.public_path)
 
 
@@ -97,7 +97,7 @@ def published(tmp_path: Path, private_key) -> Path:
 
 def raw_envelope(payload: bytes, private_key, *, payload_type: str = PAYLOAD_TYPE, keyid: str | None = None) -> dict:
     """An envelope signed correctly over arbitrary payload bytes: the verifier must judge the content."""
-    sig = private_key.sign(sign.pae(payload_type, payload))
+    sig = private_key.sign(attest.pae(payload_type, payload))
     return {"payload": base64.b64encode(payload).decode(), "payloadType": payload_type,
             "signatures": [{"keyid": keyid or key_id(private_key), "sig": base64.b64encode(sig).decode()}]}
 
@@ -123,7 +123,7 @@ def refused(outcome: VerifyOutcome, problem: VerifyProblem) -> VerifyOutcome:
 # ---------------------------------------------------------------------------------------------- keys
 
 
-def test_keypair_files_modes_and_key_id_agree_with_openssl(keypair: sign.KeyPair, tmp_path: Path) -> None:
+def test_keypair_files_modes_and_key_id_agree_with_openssl(keypair: attest.KeyPair, tmp_path: Path) -> None:
     assert stat.S_IMODE(keypair.private_path.stat().st_mode) == 0o600
     assert stat.S_IMODE(keypair.private_path.parent.stat().st_mode) == 0o700
     assert keypair.private_path.read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----\n")
@@ -157,27 +157,27 @@ def test_keypair_never_overwrites(tmp_path: Path) -> None:
     # Either file alone is enough to refuse: a half pair is not completed with a new half.
     other = tmp_path / "only-pub"
     other.mkdir()
-    (other / sign.PUBLIC_KEY_NAME).write_bytes(b"published\n")
+    (other / attest.PUBLIC_KEY_NAME).write_bytes(b"published\n")
     with pytest.raises(UsageError):
         generate_keypair(other)
-    assert not (other / sign.PRIVATE_KEY_NAME).exists()
-    assert (other / sign.PUBLIC_KEY_NAME).read_bytes() == b"published\n"
+    assert not (other / attest.PRIVATE_KEY_NAME).exists()
+    assert (other / attest.PUBLIC_KEY_NAME).read_bytes() == b"published\n"
 
 
 def test_a_key_file_appearing_after_the_check_is_not_overwritten(tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "k").mkdir()
-    (tmp_path / "k" / sign.PRIVATE_KEY_NAME).write_bytes(b"the only copy\n")
-    monkeypatch.setattr(sign.os.path, "lexists", lambda path: False)  # the race: the check saw nothing
+    (tmp_path / "k" / attest.PRIVATE_KEY_NAME).write_bytes(b"the only copy\n")
+    monkeypatch.setattr(os.path, "lexists", lambda path: False)  # the race: the check saw nothing
     with pytest.raises(UsageError, match="refusing to overwrite"):
         generate_keypair(tmp_path / "k")
     monkeypatch.undo()
-    assert (tmp_path / "k" / sign.PRIVATE_KEY_NAME).read_bytes() == b"the only copy\n"
-    assert not (tmp_path / "k" / sign.PUBLIC_KEY_NAME).exists()
+    assert (tmp_path / "k" / attest.PRIVATE_KEY_NAME).read_bytes() == b"the only copy\n"
+    assert not (tmp_path / "k" / attest.PUBLIC_KEY_NAME).exists()
 
 
 @pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o660, 0o700])
-def test_private_key_with_loose_mode_is_refused(keypair: sign.KeyPair, tmp_path: Path, mode: int) -> None:
+def test_private_key_with_loose_mode_is_refused(keypair: attest.KeyPair, tmp_path: Path, mode: int) -> None:
     copy_ = tmp_path / "signing.key"
     shutil.copyfile(keypair.private_path, copy_)
     copy_.chmod(mode)
@@ -195,7 +195,7 @@ def _pem_file(tmp_path: Path, name: str, data: bytes) -> Path:
     return path
 
 
-def test_bad_private_keys_are_refused_without_quoting_them(keypair: sign.KeyPair, tmp_path: Path) -> None:
+def test_bad_private_keys_are_refused_without_quoting_them(keypair: attest.KeyPair, tmp_path: Path) -> None:
     rsa_pem = rsa.generate_private_key(public_exponent=65537, key_size=1024).private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     encrypted = load_private_key(keypair.private_path).private_bytes(
@@ -220,7 +220,7 @@ def test_bad_private_keys_are_refused_without_quoting_them(keypair: sign.KeyPair
         load_private_key(tmp_path)
 
 
-def test_bad_public_keys_are_refused(keypair: sign.KeyPair, tmp_path: Path) -> None:
+def test_bad_public_keys_are_refused(keypair: attest.KeyPair, tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="private key, not a public key"):
         load_public_key(keypair.private_path)
     with pytest.raises(UsageError, match="cannot be parsed"):
@@ -233,10 +233,10 @@ def test_bad_public_keys_are_refused(keypair: sign.KeyPair, tmp_path: Path) -> N
 
 
 def test_key_path_comes_from_the_flag_then_the_environment() -> None:
-    assert sign.resolve_key_path("a.key", {"AECC_SIGNING_KEY": "b.key"}) == Path("a.key")
-    assert sign.resolve_key_path(None, {"AECC_SIGNING_KEY": "b.key"}) == Path("b.key")
-    assert sign.resolve_key_path(None, {}) is None
-    assert sign.resolve_key_path("", {"AECC_SIGNING_KEY": ""}) is None
+    assert attest.resolve_key_path("a.key", {"AECC_SIGNING_KEY": "b.key"}) == Path("a.key")
+    assert attest.resolve_key_path(None, {"AECC_SIGNING_KEY": "b.key"}) == Path("b.key")
+    assert attest.resolve_key_path(None, {}) is None
+    assert attest.resolve_key_path("", {"AECC_SIGNING_KEY": ""}) is None
 
 
 # ------------------------------------------------------------------------------------------ signing
@@ -285,7 +285,7 @@ def test_envelope_is_dsse_over_the_exact_payload_bytes(private_key, public_key) 
     [entry] = envelope["signatures"]
     assert entry["keyid"] == key_id(public_key)
     expected_pae = b"DSSEv1 28 application/vnd.in-toto+json %d " % len(payload) + payload
-    assert sign.pae(PAYLOAD_TYPE, payload) == expected_pae
+    assert attest.pae(PAYLOAD_TYPE, payload) == expected_pae
     public_key.verify(base64.b64decode(entry["sig"]), expected_pae)  # raises if not
 
 
@@ -602,14 +602,14 @@ def test_securesystemslib_verifies_our_envelopes_and_signs_identically(published
 
 def _openssl_verify(tmp_path: Path, public_pem: Path, envelope: dict) -> subprocess.CompletedProcess:
     payload = base64.b64decode(envelope["payload"])
-    (tmp_path / "pae.bin").write_bytes(sign.pae(envelope["payloadType"], payload))
+    (tmp_path / "pae.bin").write_bytes(attest.pae(envelope["payloadType"], payload))
     (tmp_path / "sig.bin").write_bytes(base64.b64decode(envelope["signatures"][0]["sig"]))
     return subprocess.run(["openssl", "pkeyutl", "-verify", "-pubin", "-inkey", public_pem, "-rawin",
                            "-in", tmp_path / "pae.bin", "-sigfile", tmp_path / "sig.bin"],
                           capture_output=True, text=True)
 
 
-def test_openssl_verifies_our_envelopes(published: Path, keypair: sign.KeyPair, tmp_path: Path) -> None:
+def test_openssl_verifies_our_envelopes(published: Path, keypair: attest.KeyPair, tmp_path: Path) -> None:
     envelope = json.loads((published / ENVELOPE_NAME).read_text())
     ok = _openssl_verify(tmp_path, keypair.public_path, envelope)
     assert ok.returncode == 0, ok.stderr
@@ -627,10 +627,10 @@ def test_openssl_verifies_our_envelopes(published: Path, keypair: sign.KeyPair, 
     assert _openssl_verify(tmp_path, other, envelope).returncode != 0
 
 
-def test_openssl_signs_the_same_bytes_from_our_key_file(published: Path, keypair: sign.KeyPair,
+def test_openssl_signs_the_same_bytes_from_our_key_file(published: Path, keypair: attest.KeyPair,
                                                         tmp_path: Path) -> None:
     envelope = json.loads((published / ENVELOPE_NAME).read_text())
-    (tmp_path / "pae.bin").write_bytes(sign.pae(PAYLOAD_TYPE, base64.b64decode(envelope["payload"])))
+    (tmp_path / "pae.bin").write_bytes(attest.pae(PAYLOAD_TYPE, base64.b64decode(envelope["payload"])))
     sig = subprocess.run(["openssl", "pkeyutl", "-sign", "-inkey", keypair.private_path, "-rawin",
                           "-in", tmp_path / "pae.bin"], check=True, capture_output=True).stdout
     assert base64.b64encode(sig).decode() == envelope["signatures"][0]["sig"]
@@ -667,7 +667,7 @@ def clean_tree(tmp_path: Path, published: Path) -> Path:
     return root
 
 
-def test_find_secret_finds_nothing_where_the_key_is_not(clean_tree: Path, keypair: sign.KeyPair) -> None:
+def test_find_secret_finds_nothing_where_the_key_is_not(clean_tree: Path, keypair: attest.KeyPair) -> None:
     assert find_secret([clean_tree], keypair.private_path.read_bytes()) == []
     # Another key planted is not ours: no false alarm.
     other = Ed25519PrivateKey.generate().private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
@@ -677,7 +677,7 @@ def test_find_secret_finds_nothing_where_the_key_is_not(clean_tree: Path, keypai
     assert find_secret([clean_tree], other) == [clean_tree / "other.key"]
 
 
-def test_find_secret_finds_the_key_in_every_form(clean_tree: Path, keypair: sign.KeyPair) -> None:
+def test_find_secret_finds_the_key_in_every_form(clean_tree: Path, keypair: attest.KeyPair) -> None:
     pem = keypair.private_path.read_bytes()
     raw = _raw(pem)
     body = pem.splitlines()[1]
@@ -688,7 +688,7 @@ def test_find_secret_finds_the_key_in_every_form(clean_tree: Path, keypair: sign
         clean_tree / "debug.txt": b"key bytes: " + raw.hex().encode() + b"\n",
         clean_tree / "jwk.json": b'{"kty":"OKP","crv":"Ed25519","d":"'
                                  + base64.urlsafe_b64encode(raw).rstrip(b"=") + b'"}',
-        clean_tree / "big.bin": bytes(3 * sign._SCAN_CHUNK) + raw + bytes(100),
+        clean_tree / "big.bin": bytes(3 * secrets.SCAN_CHUNK) + raw + bytes(100),
     }
     for path, data in planted.items():
         path.write_bytes(data)
@@ -696,17 +696,17 @@ def test_find_secret_finds_the_key_in_every_form(clean_tree: Path, keypair: sign
     assert find_secret([clean_tree / "weights.bin"], pem) == [clean_tree / "weights.bin"]
 
 
-def test_find_secret_sees_a_key_that_straddles_two_reads(tmp_path: Path, keypair: sign.KeyPair,
+def test_find_secret_sees_a_key_that_straddles_two_reads(tmp_path: Path, keypair: attest.KeyPair,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     pem = keypair.private_path.read_bytes()
-    monkeypatch.setattr(sign, "_SCAN_CHUNK", 64)  # small reads: every offset below crosses a boundary somewhere
+    monkeypatch.setattr(secrets, "SCAN_CHUNK", 64)  # small reads: every offset below crosses a boundary somewhere
     for offset in range(1000, 1070, 3):
         path = tmp_path / f"at-{offset}.bin"
         path.write_bytes(b"\x01" * offset + _raw(pem) + b"\x01" * 300)
         assert find_secret([path], pem) == [path], offset
 
 
-def test_find_secret_looks_inside_image_tarballs(tmp_path: Path, keypair: sign.KeyPair) -> None:
+def test_find_secret_looks_inside_image_tarballs(tmp_path: Path, keypair: attest.KeyPair) -> None:
     pem = keypair.private_path.read_bytes()
     leaky_layer = _tar_bytes({"root/.aecc/keys/signing.key": pem, "app/ok.py": b"x = 1\n"})
     raw_layer = _tar_bytes({"opt/blob.bin": b"\0" * 700 + _raw(pem)})
