@@ -114,6 +114,7 @@ def run_doctor(
     connect: Callable[[], Any] = eng.connect,
     list_gpus: Callable[[], list] | None = None,
     models: Path | None = None,
+    data: Path | None = None,
 ) -> DoctorReport:
     """Run every check; never raises for a failed check, only reports it.
 
@@ -314,6 +315,10 @@ def run_doctor(
 
     if models is not None:
         checks.extend(model_checks(Path(models), gpu=bool(gpus)))
+    if data is not None:
+        from harness.data.manifest import doctor_checks
+
+        checks.extend(doctor_checks(Path(data)))
 
     return DoctorReport(
         checks=tuple(checks),

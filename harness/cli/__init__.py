@@ -14,6 +14,7 @@ import sys
 from typing import Any, Sequence
 
 from harness.cli import (
+    data,
     doctor,
     export,
     images,
@@ -45,7 +46,7 @@ EPILOG = """examples:
 """
 
 #: the command groups, in the order `aecc --help` lists them
-COMMANDS = (doctor, validate, score, status, verify, keys, leaderboard, images, models, sandbox, export, worker)
+COMMANDS = (doctor, validate, score, status, verify, keys, leaderboard, images, models, data, sandbox, export, worker)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,6 +12,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("doctor", help="check engine, runtimes, GPUs, disk and images; print required vs found")
     p.add_argument("--profile", help="sandbox profile to check for (default: t4 with a GPU, else cpu)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--data", metavar="ENV",
+                   help="a task data folder (aecc data fetch): check it against its manifests, list the tasks ready")
     p.add_argument("--models", metavar="DIR",
                    help="a model store (aecc models fetch): check it, and list the tasks it makes scoreable")
     p.set_defaults(func=run)
@@ -21,7 +23,8 @@ def run(args: argparse.Namespace) -> int:
     from harness import doctor
 
     profile = args.profile or doctor.default_profile_for_host()
-    report = doctor.run_doctor(profile, models=Path(args.models) if args.models else None)
+    report = doctor.run_doctor(profile, models=Path(args.models) if args.models else None,
+                               data=Path(args.data) if args.data else None)
     if args.json:
         print_json(report.to_dict())
     else:

@@ -169,7 +169,7 @@ class Submission:
 
 # ---------------------------------------------------------------- names, shared by ZIP and folder
 
-def _name_problem(name: str, is_dir: bool, limits: IntakeLimits) -> Problem | None:
+def name_problem(name: str, is_dir: bool, limits: IntakeLimits) -> Problem | None:
     def bad(reason: RejectReason, detail: str) -> Problem:
         return Problem(reason, name, detail)
 
@@ -204,7 +204,7 @@ def _fold(path: str) -> str:
     return unicodedata.normalize("NFC", unicodedata.normalize("NFC", path).casefold())
 
 
-def _collisions(entries: Sequence[tuple[str, bool]]) -> list[Problem]:
+def collisions(entries: Sequence[tuple[str, bool]]) -> list[Problem]:
     """Names as they would land on a case-insensitive or normalising filesystem must not meet."""
     seen: dict[str, tuple[str, bool]] = {}  # folded path -> (first spelling, is a directory)
     problems = []
@@ -261,7 +261,7 @@ def _keep(items: list[_Item]) -> tuple[list[_Item], int]:
 
 # ---------------------------------------------------------------- ZIP
 
-def _open_zip(path: Path) -> zipfile.ZipFile:
+def open_zip(path: Path) -> zipfile.ZipFile:
     with open(path, "rb") as f:
         head = f.read(4)
     if not head:
@@ -326,7 +326,7 @@ def _overlaps(path: Path, zf: zipfile.ZipFile) -> list[Problem]:
     return problems
 
 
-def _scan_zip(path: Path, zf: zipfile.ZipFile, limits: IntakeLimits) -> tuple[list[_Item], int]:
+def scan_zip(path: Path, zf: zipfile.ZipFile, limits: IntakeLimits) -> tuple[list[_Item], int]:
     infos = zf.infolist()
     if len(infos) > limits.max_entries:
         raise reject(_R.TOO_MANY_ENTRIES, None, f"{len(infos)} entries, limit {limits.max_entries}")
@@ -335,12 +335,12 @@ def _scan_zip(path: Path, zf: zipfile.ZipFile, limits: IntakeLimits) -> tuple[li
     for info in infos:
         raw = info.orig_filename
         is_dir = raw.endswith("/")
-        problem = _name_problem(raw, is_dir, limits) or _entry_problem(info, is_dir, limits)
+        problem = name_problem(raw, is_dir, limits) or _entry_problem(info, is_dir, limits)
         if problem:
             problems.append(problem)
         else:
             items.append(_Item(raw[:-1] if is_dir else raw, is_dir, 0 if is_dir else info.file_size, info))
-    problems += _collisions([(it.name, it.is_dir) for it in items])
+    problems += collisions([(it.name, it.is_dir) for it in items])
     problems += _overlaps(path, zf)
     problems += _limit_problems(items, limits)
     total, archive_size = sum(it.size for it in items), path.stat().st_size
@@ -405,7 +405,7 @@ class _Counter:
             raise reject(_R.RATIO_EXCEEDED, it.name, f"ratio over {lim.max_ratio:g} while extracting")
 
 
-def _extract_zip(zf: zipfile.ZipFile, items: Sequence[_Item], dest: Path, limits: IntakeLimits) -> tuple[int, int]:
+def extract_zip(zf: zipfile.ZipFile, items: Sequence[_Item], dest: Path, limits: IntakeLimits) -> tuple[int, int]:
     os.mkdir(dest, 0o700)  # FileExistsError here is a harness bug: dest must be fresh
     made: set[str] = set()
     counter = _Counter(limits)
@@ -438,7 +438,7 @@ def _scan_folder(src: Path, limits: IntakeLimits) -> tuple[list[_Item], int]:
                 name = f"{rel}/{de.name}" if rel else de.name
                 st = de.stat(follow_symlinks=False)
                 is_dir = stat.S_ISDIR(st.st_mode)
-                problem = _name_problem(name, is_dir, limits)
+                problem = name_problem(name, is_dir, limits)
                 if problem is None and stat.S_ISLNK(st.st_mode):
                     problem = Problem(_R.SYMLINK, name, "is a symbolic link")
                 elif problem is None and not (is_dir or stat.S_ISREG(st.st_mode)):
@@ -450,7 +450,7 @@ def _scan_folder(src: Path, limits: IntakeLimits) -> tuple[list[_Item], int]:
                 if is_dir:
                     pending.append(name)
     items.sort(key=lambda it: it.name.encode())
-    problems += _collisions([(it.name, it.is_dir) for it in items])
+    problems += collisions([(it.name, it.is_dir) for it in items])
     problems += _limit_problems(items, limits)
     if problems:
         raise IntakeRejected(problems)
@@ -603,9 +603,9 @@ def intake(source: Path, store: Path, limits: IntakeLimits | None = None, *,
                 done = _load_stored(store, sha, encoder)
                 if done is not None:
                     return done
-                with _open_zip(tmp / ARCHIVE_NAME) as zf:
-                    items, ignored = _scan_zip(tmp / ARCHIVE_NAME, zf, limits)
-                    files, total = _extract_zip(zf, items, tmp / FILES_NAME, limits)
+                with open_zip(tmp / ARCHIVE_NAME) as zf:
+                    items, ignored = scan_zip(tmp / ARCHIVE_NAME, zf, limits)
+                    files, total = extract_zip(zf, items, tmp / FILES_NAME, limits)
             else:
                 items, ignored = _scan_folder(source, limits)
                 sha, files, total = _copy_folder(source, items, tmp / FILES_NAME, limits)

@@ -66,7 +66,8 @@ def fingerprint(directory: Path) -> str:
     for path in sorted(p for p in directory.rglob("*")
                        if p.is_file() and not skip & set(p.relative_to(directory).parts[:1])):
         stat = path.stat()
-        key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
+        # ctime and inode too: a rewrite that restores the modification time is still a change
+        key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}|{stat.st_ctime_ns}|{stat.st_ino}"
         if key not in cache:
             cache[key] = sha256_file(path)
         digest.update(f"{path.relative_to(directory)}\0{cache[key]}\n".encode())
@@ -81,10 +82,14 @@ def cache_root() -> Path:
 def prepared_dir(spec: PrepareSpec, task: TaskRef, attributes: EncoderAttributes) -> Path:
     """Where `task`'s batches for this encoder's rate live in the cache (present or not)."""
     data_dir = spec.data / task.task_name if task.task_name and (spec.data / task.task_name).is_dir() else spec.data
-    key = hashlib.sha256(json.dumps({
-        "data": fingerprint(data_dir), "task": task.digest, "sr": attributes.sampling_rate,
-        "hop": attributes.hop_size_in_ms, "dim": attributes.output_dim, "runtime": spec.runtime,
-    }, sort_keys=True).encode()).hexdigest()[:20]
+    parts = {"data": fingerprint(data_dir), "task": task.digest, "sr": attributes.sampling_rate,
+             "runtime": spec.runtime}
+    if task.file is not None:
+        # An organizer's task file may read the hop or the dimension in its config; X-ARES 0.1.3's own
+        # modules use them only when scoring, so prepared data serves every encoder at one rate
+        # (`aecc data prepare` ahead of the first submission).
+        parts.update(hop=attributes.hop_size_in_ms, dim=attributes.output_dim)
+    key = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
     return cache_root() / f"{task.label}-{key}"
 
 
