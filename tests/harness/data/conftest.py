@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 
 from harness import demodata
+from harness.data.download import RetryPolicy
+from harness.data.fetch import FetchSpec, fetch
 from tests.support.zenodo import ZenodoStandIn
 
 REPO = Path(__file__).resolve().parents[3]
@@ -73,6 +75,18 @@ def tasks(task_files):
     from harness.data.records import plan_tasks
 
     return plan_tasks([str(task_files["tiny_tones"]), str(task_files["tiny_esc"])])
+
+
+#: retries quick enough for the stand-in's 429s and cuts
+FAST = RetryPolicy(attempts=3, base_s=0.05, max_s=0.1)
+
+
+@pytest.fixture()
+def env(tmp_path, zenodo, tasks) -> Path:
+    """The two stand-in tasks fetched into a fresh ENV."""
+    root = tmp_path / "env"
+    assert fetch(FetchSpec(out=root, tasks=tasks, api=zenodo.api, retry=FAST, timeout_s=10)).ok
+    return root
 
 
 def copy_env(source: Path, target: Path) -> Path:

@@ -4,27 +4,14 @@ an organizer's own HTTP mirror laid out like ENV (here: the fetched ENV itself b
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import pytest
 
 from harness.cli import main
 from harness.data import layout
-from harness.data.download import RetryPolicy
 from harness.data.fetch import FetchSpec, Outcome, fetch
 from harness.data.manifest import read_manifest, verify_env
-from tests.harness.data.conftest import RECORDS, copy_env, shards
+from tests.harness.data.conftest import FAST, RECORDS, copy_env, shards
 from tests.support.zenodo import ZenodoStandIn
-
-FAST = RetryPolicy(attempts=3, base_s=0.05, max_s=0.1)
-
-
-@pytest.fixture()
-def env(tmp_path, zenodo, tasks) -> Path:
-    root = tmp_path / "env"
-    assert fetch(FetchSpec(out=root, tasks=tasks, api=zenodo.api, retry=FAST, timeout_s=10)).ok
-    return root
-
 
 def test_copy_then_verify_on_the_scoring_host(env, tmp_path):
     copy = copy_env(env, tmp_path / "scoring-host" / "env")

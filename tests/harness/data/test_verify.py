@@ -8,24 +8,12 @@ import json
 import os
 from pathlib import Path
 
-import pytest
 
 from harness.cli import main
 from harness.data import layout
-from harness.data.download import RetryPolicy
 from harness.data.fetch import FetchSpec, Outcome, fetch
 from harness.data.manifest import Finding, TaskState, doctor_checks, verify_env, verify_task
-from tests.harness.data.conftest import RECORDS, shards
-
-FAST = RetryPolicy(attempts=3, base_s=0.05, max_s=0.1)
-
-
-@pytest.fixture()
-def env(tmp_path, zenodo, tasks) -> Path:
-    root = tmp_path / "env"
-    assert fetch(FetchSpec(out=root, tasks=tasks, api=zenodo.api, retry=FAST, timeout_s=10)).ok
-    return root
-
+from tests.harness.data.conftest import FAST, RECORDS, shards
 
 def _damage(env: Path) -> dict[str, str]:
     tones = env / "tiny_tones"
