@@ -25,60 +25,9 @@ from pathlib import Path
 from typing import Sequence
 
 from harness.errors import UsageError
-from harness.export.render import (  # noqa: F401  (re-exported: callers import them from here)
-    CONFIGMAP_DATA_CAP,
-    Rendered,
-    deadline_s,
-    network_mode,
-    render,
-    stage_command,
-    stage_env,
-    to_yaml,
-)
-from harness.export.readme import readme  # noqa: F401
-from harness.export.resolve import (  # noqa: F401
-    UNRESOLVED,
-    ExportImage,
-    TagSource,
-    collect_submissions,
-    expand_sources,
-    pull_ref,
-    resolve_images,
-)
-from harness.export.spec import (  # noqa: F401
-    ANNOTATION_AGENT,
-    ANNOTATION_ENCODER,
-    ANNOTATION_HARNESS,
-    ANNOTATION_IMAGE,
-    ANNOTATION_PROFILE,
-    ANNOTATION_SHA256,
-    ANNOTATION_TAG_SOURCE,
-    ANNOTATION_TORCH,
-    AUDIO_TARGET,
-    CACHE_TARGET,
-    GPU_RESOURCE,
-    GPU_STAGES,
-    JOBS_FILE,
-    JOBS_TARGET,
-    K8S_VERSION,
-    LABEL_NETWORK,
-    LABEL_STAGE,
-    LABEL_SUBMISSION,
-    MANAGED_BY,
-    OUT_TARGET,
-    PREFIX,
-    STAGES,
-    DataSource,
-    DataVolume,
-    ExportSpec,
-    NetworkMode,
-    cache_claim,
-    job_name,
-    out_claim,
-    quantity_bytes,
-    quantity_cpu,
-    stages_for,
-)
+from harness.export.render import Rendered, render, to_yaml
+from harness.export.resolve import ExportImage, TagSource, collect_submissions, expand_sources, pull_ref, resolve_images
+from harness.export.spec import K8S_VERSION, DataSource, DataVolume, ExportSpec, NetworkMode
 from harness.layers.model import AGENT_DIR
 
 __all__ = ["K8S_VERSION", "DataSource", "DataVolume", "ExportImage", "ExportSpec", "Exported", "NetworkMode",

@@ -20,7 +20,8 @@ import pytest
 import yaml
 
 from harness.errors import IntakeError, UsageError
-from harness.export import kubernetes as k8s
+from harness.export import render as k8s_render
+from harness.export import spec as k8s_spec
 from harness.export.kubernetes import (
     K8S_VERSION,
     DataSource,
@@ -111,7 +112,7 @@ def resources(out: Path) -> list[str]:
 
 def jobs_of(rendered) -> dict[tuple[str, str], dict]:
     """(sha12, stage) -> Job."""
-    return {(doc["metadata"]["labels"][k8s.LABEL_SUBMISSION], doc["metadata"]["labels"][k8s.LABEL_STAGE]): doc
+    return {(doc["metadata"]["labels"][k8s_spec.LABEL_SUBMISSION], doc["metadata"]["labels"][k8s_spec.LABEL_STAGE]): doc
             for doc in rendered.manifests.values() if doc["kind"] == "Job"}
 
 
@@ -247,10 +248,11 @@ def test_jobs_carry_the_profiles_envelope(tmp_path, images):
         assert mounts["/tmp"]["name"] == "tmp" and mounts["/dev/shm"]["name"] == "shm"
         labels = job["metadata"]["labels"]
         assert labels == job["spec"]["template"]["metadata"]["labels"]
-        assert labels[k8s.LABEL_STAGE] == stage and labels["app.kubernetes.io/version"]
+        assert labels[k8s_spec.LABEL_STAGE] == stage and labels["app.kubernetes.io/version"]
         annotations = job["spec"]["template"]["metadata"]["annotations"]
-        assert annotations[k8s.ANNOTATION_SHA256].startswith(short) and len(annotations[k8s.ANNOTATION_SHA256]) == 64
-        assert annotations[k8s.ANNOTATION_IMAGE] == c["image"]
+        sha = annotations[k8s_spec.ANNOTATION_SHA256]
+        assert sha.startswith(short) and len(sha) == 64
+        assert annotations[k8s_spec.ANNOTATION_IMAGE] == c["image"]
 
 
 def test_cpu_profile_asks_for_no_gpu(tmp_path, images):
@@ -346,7 +348,7 @@ def test_each_job_runs_what_the_docker_sandbox_runs(monkeypatch, tmp_path, image
     assert rendered.files["seccomp/" + p["securityContext"]["seccompProfile"]["localhostProfile"]] == \
         seccomp_opt[len("seccomp="):]
     assert ("nvidia.com/gpu" in c["resources"]["limits"]) is ("device_requests" in cfg)
-    network = job["metadata"]["labels"][k8s.LABEL_NETWORK]
+    network = job["metadata"]["labels"][k8s_spec.LABEL_NETWORK]
     assert network == (NetworkMode.NONE.value if cfg["network_mode"] == "none" else NetworkMode.EGRESS.value)
 
     # Mounts: the same targets, read-only where the harness mounts read-only (encode's per-task
@@ -357,7 +359,7 @@ def test_each_job_runs_what_the_docker_sandbox_runs(monkeypatch, tmp_path, image
     assert k8s_mounts["/cache"] is docker_mounts["/cache"]
     if stage is Stage.ENCODE:
         assert k8s_mounts["/jobs"] is docker_mounts["/jobs"] is True
-        assert k8s_mounts[k8s.AUDIO_TARGET] is docker_mounts["/audio/0"] is True
+        assert k8s_mounts[k8s_spec.AUDIO_TARGET] is docker_mounts["/audio/0"] is True
         assert docker_mounts["/out/0"] is False and k8s_mounts["/out"] is False
         assert run_spec.command[-1] == "/jobs/jobs.json"
     else:
@@ -380,7 +382,7 @@ def test_only_outputs_are_writable_and_only_encode_sees_data(tmp_path, images):
             assert "data" not in vols and not data_mounts
             continue
         assert vols["data"]["persistentVolumeClaim"] == {"claimName": "aecc-data", "readOnly": True}
-        sha = job["metadata"]["annotations"][k8s.ANNOTATION_SHA256]
+        sha = job["metadata"]["annotations"][k8s_spec.ANNOTATION_SHA256]
         # only label-free audio and this submission's jobs file: never the volume's root, never meta/
         assert sorted((m["subPath"], m["readOnly"]) for m in data_mounts) == [("audio", True), (f"jobs/{sha}", True)]
 
@@ -412,7 +414,7 @@ def test_the_agent_configmap_is_named_by_its_content(tmp_path, images):
     (agent / "contract.py").write_text("print('b')\n")
     second = render(spec_for(tmp_path), images, agent_dir=agent).manifests["configmap-agent.yaml"]
     assert first["metadata"]["name"] != second["metadata"]["name"]
-    (agent / "big.py").write_bytes(b"#" * (k8s.CONFIGMAP_DATA_CAP + 1))
+    (agent / "big.py").write_bytes(b"#" * (k8s_render.CONFIGMAP_DATA_CAP + 1))
     with pytest.raises(UsageError, match="too large for a ConfigMap"):
         render(spec_for(tmp_path), images, agent_dir=agent)
 
@@ -453,7 +455,7 @@ def test_network_follows_the_profile_not_the_stage_name(tmp_path, images):
     stages[Stage.FETCH] = dataclasses.replace(stages[Stage.FETCH], network=False)
     rendered = render(ExportSpec(out=tmp_path / "k8s", profile=profile.replace(stages=stages)), images)
     for (_, stage), job in jobs_of(rendered).items():
-        assert job["metadata"]["labels"][k8s.LABEL_NETWORK] == "none"
+        assert job["metadata"]["labels"][k8s_spec.LABEL_NETWORK] == "none"
 
 
 # ---------------------------------------------------------------- namespace and Pod Security
@@ -545,7 +547,7 @@ def test_without_a_root_id_the_tag_is_a_named_placeholder(tmp_path, submissions)
     assert any("unresolved" in w and "--root-id" in w for w in rendered.warnings)
     assert "WARNINGS" in rendered.files["README.txt"]
     for job in jobs_of(rendered).values():
-        assert job["metadata"]["annotations"][k8s.ANNOTATION_TAG_SOURCE] == "unresolved"
+        assert job["metadata"]["annotations"][k8s_spec.ANNOTATION_TAG_SOURCE] == "unresolved"
 
 
 def test_tags_from_an_engine_use_its_root_image_and_say_what_is_built(tmp_path, submissions):
