@@ -157,9 +157,12 @@ class CheckReport:
     def status(self) -> ReportStatus:
         """`failed` when a rule or scoring check failed (or a rule check could not run); advice
         alone never fails a report."""
+        return self._status(self.verdict())
+
+    def _status(self, verdict: Summary) -> ReportStatus:
         if self.error is not None:
             return ReportStatus.ERROR
-        return ReportStatus.PASSED if self.verdict().ok else ReportStatus.FAILED
+        return ReportStatus.PASSED if verdict.ok else ReportStatus.FAILED
 
     def summary(self) -> dict[str, int]:
         counts = {s.value: 0 for s in CheckStatus}
@@ -171,10 +174,11 @@ class CheckReport:
         return [c.id for c in self.checks if c.status is CheckStatus.FAILED]
 
     def to_dict(self) -> dict:
+        verdict = self.verdict()  # once: the status follows from it
         # schema_version first: readers check it before anything else.
         return {
             "schema_version": self.schema_version,
-            "status": self.status.value,
+            "status": self._status(verdict).value,
             "phase": Phase(self.phase).value,
             "complete": self.complete,
             "in_progress": self.in_progress,
@@ -187,7 +191,7 @@ class CheckReport:
             "throughput": to_jsonable(self.throughput),
             "environment": to_jsonable(self.environment),
             "attributes": to_jsonable(self.attributes),
-            "verdict": self.verdict().to_dict(),
+            "verdict": verdict.to_dict(),
         }
 
     def write(self, path: str) -> None:
