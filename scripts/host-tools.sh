@@ -41,5 +41,5 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 espeak-ng --version
 chromium --version 2>/dev/null || chromium-browser --version
-kubectl version --client 2>/dev/null | head -n1
+kubectl version --client 2>/dev/null | sed -n 1p  # sed reads all: head would SIGPIPE kubectl under pipefail (exit 141)
 echo "host-tools: done"

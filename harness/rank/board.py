@@ -35,6 +35,7 @@ from harness.rank.model import (
     Track,
 )
 from harness.rank.tasksets import TaskSelection, select_tasks
+from harness.tasks import custom
 from harness.tasks.registry import Registry, load_registry
 
 TRACK_TITLES = {Track.A: "Track A: MLP probe (parameterised)", Track.B: "Track B: kNN (parameter-free)"}
@@ -101,6 +102,8 @@ def _task_dict(t: Any) -> dict[str, Any]:
             "worst": t.worst, "best": t.best, "weight": t.eval_weight, "public": not t.hidden}
     if t.overrides_xares_disabled:
         data["xares_disabled_overridden"] = True  # X-ARES 0.1.3 disables it; the harness scores it
+    if t.custom:
+        data["custom"] = True  # only then: registry tasks read as before
     return data
 
 
@@ -184,9 +187,10 @@ def build_board(spec: BoardSpec, registry: Registry | None = None) -> Board:
     inputs = load_results(spec.results, public_key=spec.public_key, allow_unsigned=spec.allow_unsigned) \
         if spec.results else Inputs()
     warnings = list(inputs.warnings)
+    registry, refused = custom.extend(registry, (r.result for r in inputs.results))
     entries: list[Entry] = []
     for loaded in inputs.results:
-        rows, notes = result_entries(loaded, registry)
+        rows, notes = result_entries(loaded, registry, {r.task: r.reason for r in refused})
         entries.extend(rows)
         warnings.extend(notes)
     entries.extend(iter_reference_entries(spec.references, registry))

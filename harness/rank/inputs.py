@@ -281,15 +281,17 @@ def _unique_names(results: list[LoadedResult]) -> list[LoadedResult]:
             and not r.name.endswith(f"({r.sha256[:8]})") else r for r in results]
 
 
-def result_entries(loaded: LoadedResult, registry: Registry) -> tuple[list[Entry], list[str]]:
-    """A result's two rows (Track A, Track B), and a warning for each task the ranking ignores
-    (not a registry task: a custom module has no normalisation bounds)."""
+def result_entries(loaded: LoadedResult, registry: Registry,
+                   refused: Mapping[str, str] | None = None) -> tuple[list[Entry], list[str]]:
+    """A result's two rows (Track A, Track B), and a warning for each task the ranking ignores: one
+    that is in neither `registry` nor its custom tasks (`refused` gives the reason, harness.tasks.custom)."""
     cells: dict[Track, dict[str, Cell]] = {Track.A: {}, Track.B: {}}
     warnings: list[str] = []
     for task in loaded.result["tasks"]:
         name = task["task"]
         if name not in registry:
-            warnings.append(f"{loaded.name}: task {name!r} is not a registry task (no bounds, no weight): not ranked")
+            reason = (refused or {}).get(name, "not a registry task (no bounds, no weight)")
+            warnings.append(f"{loaded.name}: task {name!r}: not ranked: {reason}")
             continue
         outcome = task["outcome"]
         reason = str(task.get("reason") or "")

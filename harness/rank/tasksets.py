@@ -106,7 +106,13 @@ def select_tasks(registry: Registry, entries: Iterable[Entry], set_name: str | N
         name, description = PRESENT, "the tasks present in the inputs (no --task-set given)"
         source = "the results and reference rows given"
         wanted = {t: _ordered(registry, present[t]) for t in Track}
-        for info in registry.task_sets:
+        only_custom = all(registry.get(n).custom for t in Track for n in present[t])
+        if only_custom and any(present.values()):
+            # comparing a custom suite with the challenge's sets would list every challenge task: say it once
+            warnings.append("no --task-set: every task present is a custom task (not in the registry), so this is "
+                            "not a challenge ranking; named task sets: "
+                            + ", ".join(i.name for i in registry.task_sets))
+        for info in () if only_custom else registry.task_sets:
             for track in Track:
                 members = {e.name for e in registry.task_set(info.name, track)}
                 need = _ordered(registry, members - present[track])

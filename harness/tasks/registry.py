@@ -24,7 +24,7 @@ import enum
 import json
 import math
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import jsonschema
 
@@ -125,6 +125,9 @@ class TaskEntry:
     notes: tuple[str, ...] = ()
     #: per named task set, the tracks this task is ranked in there (`{"paper": ("A", "B"), ...}`)
     task_sets: Mapping[str, tuple[Track, ...]] = dataclasses.field(default_factory=dict)
+    #: not a registry task: scored from an organizer's own task file and ranked from what its results say
+    #: (harness.tasks.custom); it has no X-ARES module here and belongs to no named task set
+    custom: bool = False
 
     def __post_init__(self) -> None:
         # Coerce enums so that TaskEntry(direction="lower", ...) works and a typo is refused.
@@ -158,7 +161,7 @@ class TaskEntry:
                 self._fail("unsupported_reason", "null for a supported task", repr(self.unsupported_reason))
             if self.worst is None:
                 self._fail("worst/best", "numbers for a supported task (its score must be normalisable)", "null")
-            if not self.xares_module or not self.config_function:
+            if not self.custom and (not self.xares_module or not self.config_function):
                 self._fail("xares_module", "an X-ARES module and config function for a supported task",
                            f"xares_module={self.xares_module!r}, config_function={self.config_function!r}")
             if not self.eval_weight:
@@ -226,6 +229,11 @@ class TaskEntry:
                            f"{set_name}: {[t.value for t in members]}")
             sets[set_name] = members
         paper = sets.get("paper")
+        if self.custom and any(sets.values()):
+            self._fail("task_sets", "no named task set for a custom task (the registry's sets list registry tasks)",
+                       str({k: [t.value for t in v] for k, v in sets.items() if v}))
+        if self.custom:
+            paper = None
         flags = tuple(t for t, on in ((Track.A, self.track_a), (Track.B, self.track_b)) if on)
         if paper is not None and paper != flags:
             self._fail("task_sets.paper", f"the paper's set to equal the track_a/track_b flags: "
@@ -405,6 +413,20 @@ class Registry:
             fix=(f"Did you mean: {close[0]}? " if close else "")
             + "or leave --task-set out to rank over the tasks present in the results",
         )
+
+    def with_custom(self, extra: Iterable[TaskEntry]) -> "Registry":
+        """This registry plus custom tasks (appended, in the given order), each in no named task set.
+
+        Raises:
+            ConfigError: an entry that is not marked custom, or a name already taken.
+        """
+        added = []
+        for entry in extra:
+            if not entry.custom:
+                raise ConfigError(f"task '{entry.name}' is added as a custom task but is not marked custom",
+                                  expected="custom=True", found="custom=False", fix="harness bug")
+            added.append(dataclasses.replace(entry, task_sets={s.name: () for s in self.task_sets}))
+        return dataclasses.replace(self, entries=self.entries + tuple(added))
 
     def task_set(self, name: str, track: Track | str) -> list[TaskEntry]:
         """The tasks of `track` in task set `name`, in registry order.

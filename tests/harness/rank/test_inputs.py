@@ -144,13 +144,16 @@ def test_display_name_prefers_the_result_name_and_strips_control_characters():
     assert display_name({**doc, "name": "x" * 500}, sha_of("x")).endswith("\u2026")
 
 
-def test_results_holding_non_registry_tasks_rank_the_registry_ones_and_say_so(tmp_path):
+def test_a_non_registry_task_without_a_weight_is_left_out_and_the_reason_said(tmp_path):
+    # the helper's records carry no eval_weight: a custom task cannot be weighted (tests/harness/tasks/test_custom.py
+    # covers the ones that can)
     doc = result_doc("custom", [task("esc50", 0.8, 0.7),
                                 task("my_task", 0.9, 0.9)])
     write_result(tmp_path / "R", doc, None)
     board = build_board(BoardSpec(results=(tmp_path / "R",), allow_unsigned=True)).document
     assert [t["task"] for t in board["tracks"]["A"]["tasks"]] == ["esc50"]
-    assert any("'my_task' is not a registry task" in w for w in board["warnings"])
+    assert any("'my_task': not ranked: not a registry task, and its TaskConfig.eval_weight is None" in w
+               for w in board["warnings"])
 
 
 def test_unreadable_or_non_finite_unsigned_results_are_rejected(tmp_path):
