@@ -218,10 +218,34 @@ class Bench(BeyondDemo, Inventory):
             return None, result, peak
         return seconds, result, peak
 
+    def prepared_first(self, label: str, sampler: RssSampler, encoder: dict | None, *, env_dir: Path | None = None,
+                       tasks: Sequence[Path] | None = None) -> tuple[float | None, float | None, dict | None]:
+        """`aecc data prepare` in a fresh AECC_HOME, then a first submission there: (prepare s, first s, result).
+
+        The rate, hop and dimension come from `encoder` (an earlier result's `submission`): task files,
+        as the bench's suites are, key the prepared data by all three (harness.data.prepare).
+        """
+        if not encoder:
+            return None, None, None
+        home = self.fresh_home(label)
+        env_dir = env_dir or self.demo_env
+        cmd = [AECC, "data", "prepare", str(env_dir), "--sample-rate", str(encoder["sampling_rate"]),
+               "--hop-ms", str(encoder["hop_size_in_ms"]), "--output-dim", str(encoder["output_dim"]),
+               "--tasks", *[str(t) for t in (tasks or self.tasks)]]
+        log = self.work / "logs" / f"{label}-prepare.log"
+        rc, prepare_s, _ = timed_run(cmd, log, env_with(home))
+        if rc != 0:
+            self.rec.error(label, f"aecc data prepare exited {rc}", tail(log))
+            return None, None, None
+        first, result, _ = self.harness_score(f"{label}-first", home, sampler, env_dir=env_dir, tasks=tasks)
+        progress(f"{label}: data prepare {prepare_s:.1f} s, then first submission {first and round(first, 1)} s "
+                 f"(stages {(result or {}).get('timings')})")
+        return prepare_s, first, result
+
     def score(self, repeat: int) -> None:
         first_home = self.fresh_home(f"score-{repeat}")
         order = ("direct", "harness") if repeat % 2 else ("harness", "direct")
-        direct = first = second = cold = None
+        direct = first = second = cold = ahead_prepare = ahead_first = None
         first_result = second_result = None
         with RssSampler() as sampler:
             for which in order:
@@ -240,6 +264,10 @@ class Bench(BeyondDemo, Inventory):
                                                              "--no-warm-start")
                 progress(f"harness second submission, no warm start, r{repeat}: {cold and round(cold, 1)} s "
                          f"(stages {(cold_result or {}).get('timings')})")
+                # The first submission again, after `aecc data prepare` in a fresh home: what preparing
+                # ahead saves the first submission (issue "data").
+                ahead_prepare, ahead_first, _ = self.prepared_first(
+                    f"score-prepared-{repeat}", sampler, (first_result or second_result or {}).get("submission"))
                 peaks = [p for p in (rss1, rss2, rss3) if p]
                 if peaks:
                     self.rec.add("orchestrator_rss_peak_mib", max(peaks) / 2**20)
@@ -257,11 +285,20 @@ class Bench(BeyondDemo, Inventory):
             self.rec.add("ratio_second_vs_direct", second / direct)
         if second and first:
             self.rec.add("ratio_second_vs_first", second / first)
+        self.rec.add("data_prepare_s", ahead_prepare)
+        self.rec.add("score_first_prepared_s", ahead_first)
+        if ahead_first and direct:
+            self.rec.add("ratio_first_prepared_vs_direct", ahead_first / direct)
+        if ahead_first and first:
+            self.rec.add("ratio_first_prepared_vs_first", ahead_first / first)
+        if ahead_first and second:
+            self.rec.add("ratio_first_prepared_vs_second", ahead_first / second)
         self.rec.add("score_second_cold_s", cold)
         if second and cold:
             self.rec.add("ratio_warm_vs_cold_second", second / cold)
         self.rec.record("score", {
             "repeat": repeat, "order": order, "direct_s": direct, "first_s": first, "second_s": second,
+            "data_prepare_s": ahead_prepare, "first_prepared_s": ahead_first,
             "first": _result_digest(first_result), "second": _result_digest(second_result),
         })
 

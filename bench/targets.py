@@ -41,6 +41,15 @@ def define_metrics(rec: Recorder, args: argparse.Namespace) -> None:
     rec.define("ratio_first_vs_direct", "x", "first submission / X-ARES directly, paired per repeat")
     rec.define("ratio_second_vs_direct", "x", "second submission / X-ARES directly, paired per repeat")
     rec.define("ratio_second_vs_first", "x", "second submission / first submission, paired per repeat")
+    rec.define("data_prepare_s", "s", "`aecc data prepare` of the demo suite at the example's rate, hop and "
+               "dimension, in a fresh AECC_HOME (before any submission)")
+    rec.define("score_first_prepared_s", "s", "`aecc score`, first submission after `aecc data prepare` "
+               "(cold submission build, prepared data found)")
+    rec.define("ratio_first_prepared_vs_direct", "x", "first submission after data prepare / X-ARES directly")
+    rec.define("ratio_first_prepared_vs_first", "x", "first submission after data prepare / without: what "
+               "preparing ahead saves the first submission")
+    rec.define("ratio_first_prepared_vs_second", "x", "first submission after data prepare / the second "
+               "submission (1.0: the first costs what the second does)")
     rec.define("score_second_cold_s", "s", "`aecc score --no-warm-start`, another second submission: "
                "each stage's container started only when its inputs are ready")
     rec.define("ratio_warm_vs_cold_second", "x", "second submission with warm start / without, paired per repeat")
@@ -58,6 +67,12 @@ def define_metrics(rec: Recorder, args: argparse.Namespace) -> None:
     rec.define("large_second_s", "s", "`aecc score` on the larger suite, second submission (prepare cached)")
     rec.define("ratio_large_first_vs_direct", "x", "larger suite: first submission / X-ARES directly")
     rec.define("ratio_large_second_vs_direct", "x", "larger suite: second submission / X-ARES directly")
+    rec.define("large_data_prepare_s", "s", "`aecc data prepare` of the larger suite in a fresh AECC_HOME")
+    rec.define("large_first_prepared_s", "s", "larger suite: first submission after `aecc data prepare`")
+    rec.define("ratio_large_first_prepared_vs_direct", "x", "larger suite: first submission after data prepare / "
+               "X-ARES directly")
+    rec.define("ratio_large_first_prepared_vs_first", "x", "larger suite: first submission after data prepare / "
+               "without")
     rec.define("repeats_score_stage_1_s", "s", "larger suite: the score stage with one Track A run")
     rec.define(f"repeats_score_stage_{args.repeats_n}_s", "s", f"larger suite: the score stage with {args.repeats_n}")
     rec.define("ratio_repeats_n_vs_1", "x", f"score stage with {args.repeats_n} Track A repeats / with 1")

@@ -219,7 +219,7 @@ def run_checks(target: Target, max_seconds: float, device: str,
     except Exception as exc:  # ImportError, or a torch build whose native libraries do not load
         raise UsageProblem(f"torch cannot be imported in this Python ({exc})", check_id="infrastructure",
                            fix="pip install torch (Colab has it already)") from None
-    from checker.common import CheckerUsageError, Options, SubmissionError, setup
+    from checker.common import CheckerUsageError, Options, SubmissionCodeError, setup
 
     report = CheckReport(encoder_file=target.encoder_file, encoder_class=target.encoder_class)
     with tempfile.TemporaryDirectory(prefix="aecc-in-place-") as tmp, _in_place_environment():
@@ -232,7 +232,7 @@ def run_checks(target: Target, max_seconds: float, device: str,
             checker.on_stopped = on_stopped
             report = checker.report
             checker.run()
-        except SubmissionError as err:  # a submission call escaped a check: still the submission's fault
+        except SubmissionCodeError as err:  # a submission call escaped a check: still the submission's fault
             report.add(CheckResult(report.in_progress or "import", F, f"submission code raised: {err.summary}",
                                    details=err.details()))
         except CheckerUsageError as exc:

@@ -103,7 +103,7 @@ TRACEBACK_LINES = 25
 REPORT_NAME_CLASS_HINTS = 10
 
 
-class SubmissionError(Exception):
+class SubmissionCodeError(Exception):
     """An exception raised by submission code; the submission's fault, never the checker's."""
 
     def __init__(self, where: str, exc: BaseException):
@@ -127,14 +127,14 @@ class CheckerUsageError(Exception):
 
 
 def call_submission(where: str, fn: Callable, *args: Any, **kwargs: Any) -> Any:
-    """Call into submission code; whatever it raises becomes a SubmissionError.
+    """Call into submission code; whatever it raises becomes a SubmissionCodeError.
 
     SystemExit is included: `sys.exit()` in an encoder is the encoder's failure, not a clean exit.
     """
     try:
         return fn(*args, **kwargs)
     except (Exception, SystemExit) as exc:
-        raise SubmissionError(where, exc) from exc
+        raise SubmissionCodeError(where, exc) from exc
 
 
 @dataclasses.dataclass(frozen=True)
@@ -308,7 +308,7 @@ class CheckerBase:
             self.add(check_id, S, f"not run: {', '.join(missing)} did not pass", details={"blocked_by": missing})
         return bool(missing)
 
-    def fail_submission(self, check_id: str, err: SubmissionError, message: str, **kw: Any) -> None:
+    def fail_submission(self, check_id: str, err: SubmissionCodeError, message: str, **kw: Any) -> None:
         """Record the submission's exception: its type and message in the report (the message says
         what raised, `found` says `Type: message`), its whole traceback in the stage log."""
         details = dict(kw.pop("details", {}))

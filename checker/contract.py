@@ -83,7 +83,7 @@ from checker.common import (
     F,
     Options,
     P,
-    SubmissionError,
+    SubmissionCodeError,
     W,
     call_submission,
     cpu_budget,
@@ -218,7 +218,7 @@ class Checker(ForwardChecks):
         started = time.monotonic()
         try:
             self.module = call_submission("import", importlib.import_module, module_name)
-        except SubmissionError as err:
+        except SubmissionCodeError as err:
             self.fail_submission("import", err, f"importing {module_name} raised {type(err.exc).__name__}",
                                  expected=f"`import {module_name}` succeeds",
                                  fix="install what it needs via requirements.txt, or fix the error in the traceback")
@@ -233,7 +233,7 @@ class Checker(ForwardChecks):
         name = self.o.encoder_class
         try:
             obj = call_submission("class lookup", getattr, self.module, name)
-        except SubmissionError as err:
+        except SubmissionCodeError as err:
             hints = [n for n in dir(self.module) if n.endswith("Encoder")][:REPORT_NAME_CLASS_HINTS]
             self.fail_submission("class_found", err, f"{self.o.encoder_file} has no attribute {name!r}",
                                  expected=f"a class named {name}", found="absent",
@@ -263,7 +263,7 @@ class Checker(ForwardChecks):
         started = time.monotonic()
         try:
             self.encoder = call_submission("constructor", self.cls)
-        except SubmissionError as err:
+        except SubmissionCodeError as err:
             self.fail_submission("constructible", err, f"{self.cls.__name__}() raised {type(err.exc).__name__}",
                                  expected=f"{self.cls.__name__}() builds the encoder with no arguments",
                                  fix="give every constructor argument a default and bundle or download the weights")
@@ -293,7 +293,7 @@ class Checker(ForwardChecks):
                          found="absent", fix=f"set self.{name} in __init__")
                 return False, None
             return True, call_submission(name, getattr, self.encoder, name)
-        except SubmissionError as err:
+        except SubmissionCodeError as err:
             self.fail_submission(check_id, err, f"reading {name} raised {type(err.exc).__name__}")
             return False, None
 
@@ -418,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
         checker = Checker(options)
         report = checker.report
         checker.run()
-    except SubmissionError as err:  # a submission call escaped a check: still the submission's fault
+    except SubmissionCodeError as err:  # a submission call escaped a check: still the submission's fault
         report.add(CheckResult(report.in_progress or "import", F, f"submission code raised: {err.summary}",
                                details=err.details()))
         report.complete = True

@@ -27,7 +27,7 @@ from checker.common import (
     F,
     P,
     S,
-    SubmissionError,
+    SubmissionCodeError,
     W,
     call_submission,
     memory_limit_bytes,
@@ -85,7 +85,7 @@ class ForwardChecks(CheckerBase):
         try:
             call_submission("eval", self.encoder.eval)
             call_submission("to(cuda)", self.encoder.to, "cuda")
-        except SubmissionError as err:
+        except SubmissionCodeError as err:
             self.fail_submission("cuda", err, "moving the encoder to CUDA raised",
                                  expected="encoder.to('cuda') works", fix="see the traceback")
             return
@@ -93,12 +93,12 @@ class ForwardChecks(CheckerBase):
         torch.cuda.reset_peak_memory_stats()
         try:
             out, seconds = self.forward(self.noise(2, 1.0, SEED + 1), "forward on cuda")
-        except SubmissionError as cuda_err:
+        except SubmissionCodeError as cuda_err:
             self.device = "cpu"
             try:
                 call_submission("to(cpu)", self.encoder.to, "cpu")
                 self.forward(self.noise(2, 1.0, SEED + 1), "forward on cpu")
-            except SubmissionError:
+            except SubmissionCodeError:
                 self.add("cuda", S, "not judged: forward fails on the CPU as well; see forward_basic",
                          details=cuda_err.details())
                 return
@@ -118,7 +118,7 @@ class ForwardChecks(CheckerBase):
         self.begin("forward_basic")
         try:
             call_submission("eval", self.encoder.eval)
-        except SubmissionError as err:
+        except SubmissionCodeError as err:
             self.fail_submission("forward_basic", err, "encoder.eval() raised", expected="encoder.eval() works",
                                  fix="see the traceback")
             return
@@ -129,13 +129,13 @@ class ForwardChecks(CheckerBase):
                 _, seconds = self.forward(self.noise(1, WARMUP_SECONDS, SEED + 2), "warm-up forward")
                 warmup = {"seconds": WARMUP_SECONDS, "wall_s": round(seconds, 4), "budget_s": WARMUP_BUDGET_S}
                 self.report.timings["warmup_s"] = round(seconds, 4)
-            except SubmissionError as err:
+            except SubmissionCodeError as err:
                 warmup = {"seconds": WARMUP_SECONDS, "raised": err.summary}
         gen = torch.Generator().manual_seed(SEED + 1)
         self.basic_input = torch.randn(*XARES_CHECK_SHAPE, generator=gen)
         try:
             out, seconds = self.forward(self.basic_input)
-        except SubmissionError as err:
+        except SubmissionCodeError as err:
             self.fail_submission("forward_basic", err, f"forward raised {type(err.exc).__name__} on X-ARES's own check "
                                  f"input, torch.randn{XARES_CHECK_SHAPE}",
                                  expected=f"forward(torch.randn{XARES_CHECK_SHAPE}) returns [2, T', output_dim]",
@@ -228,7 +228,7 @@ class ForwardChecks(CheckerBase):
             return row
         try:
             out, wall = self.forward(self.noise(1, seconds, SEED + 10 + int(seconds * 10)), f"forward on {seconds:g} s")
-        except SubmissionError as err:
+        except SubmissionCodeError as err:
             oom = type(err.exc).__name__ in ("OutOfMemoryError", "MemoryError")
             row.update(status="raised", error=err.summary, traceback=err.tail, out_of_memory=oom)
             if self.device == "cuda":
@@ -369,7 +369,7 @@ class ForwardChecks(CheckerBase):
                 self.add("deterministic", S, "not run: the encoder returned no frames for 1 s, 10 s or 60 s inputs")
                 return
             second, _ = self.forward(probe, "second forward")
-        except SubmissionError as err:
+        except SubmissionCodeError as err:
             self.fail_submission("deterministic", err, "a second forward of the same input raised")
             return
         a, b = first, self.as_cpu(torch, second)
@@ -408,7 +408,7 @@ class ForwardChecks(CheckerBase):
             alone_padded = self.as_cpu(torch, self.forward(padded, "forward (clip alone)")[0])
             batch = self.as_cpu(torch, self.forward(torch.cat([padded, other]), "forward (clip with another)")[0])
             alone = self.as_cpu(torch, self.forward(clip, "forward (clip unpadded)")[0])
-        except SubmissionError as err:
+        except SubmissionCodeError as err:
             self.fail_submission("batch_independence", err, "forward raised on a batch of two clips")
             return self.blocked("padding_sensitivity")
         if batch.shape[1] == 0:
@@ -453,7 +453,7 @@ class ForwardChecks(CheckerBase):
         x = self.noise(batch, seconds, SEED + 5)
         try:
             walls = [self.forward(x, "forward (throughput)")[1] for _ in range(2 if batch > 1 else 1)]
-        except SubmissionError as err:
+        except SubmissionCodeError as err:
             self.fail_submission("throughput", err, f"forward raised on a batch of {batch} x {seconds:g} s clips",
                                  expected="forward works on batches of several 10 s clips")
             return

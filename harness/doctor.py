@@ -32,7 +32,7 @@ class Status(str, enum.Enum):
 
 
 @dataclasses.dataclass(frozen=True)
-class Check:
+class Requirement:
     id: str
     status: Status
     required: str
@@ -45,7 +45,7 @@ class Check:
 
 @dataclasses.dataclass(frozen=True)
 class DoctorReport:
-    checks: tuple[Check, ...]
+    checks: tuple[Requirement, ...]
     engine: dict | None
     gpus: tuple[dict, ...]
     build_options: dict
@@ -69,7 +69,7 @@ def _gib(n: float) -> str:
     return f"{n / 1024**3:.1f} GiB"
 
 
-def model_checks(models: Path, *, gpu: bool) -> list[Check]:
+def model_checks(models: Path, *, gpu: bool) -> list[Requirement]:
     """The model store (`--models DIR`): does it match its manifest, and which tasks can be scored
     with it and which cannot, and why (one check per registry task that loads a pretrained model)."""
     from harness.tasks import models as store_mod
@@ -82,12 +82,12 @@ def model_checks(models: Path, *, gpu: bool) -> list[Check]:
         listed = ", ".join(f"{m.repo} ({m.bytes / 1e6:.0f} MB{', ' + m.dtype if m.dtype else ''})"
                            for m in store.models)
         origin = "" if store.origin is store_mod.Origin.HUB else " (local stand-ins: not for real numbers)"
-        checks.append(Check("models", Status.OK if store.origin is store_mod.Origin.HUB else Status.WARN,
+        checks.append(Requirement("models", Status.OK if store.origin is store_mod.Origin.HUB else Status.WARN,
                             f"a model store at {models} matching its manifest",
                             f"{listed}; every file matches manifest.json{origin}",
                             "" if store.origin is store_mod.Origin.HUB else "fetch the real models: aecc models fetch"))
     except HarnessError as exc:
-        checks.append(Check("models", Status.FAIL, exc.expected or f"a model store at {models}",
+        checks.append(Requirement("models", Status.FAIL, exc.expected or f"a model store at {models}",
                             f"{exc.summary}: {exc.found}" if exc.found else exc.summary, exc.fix or ""))
     for entry in load_registry():
         if not entry.pretrained_dependencies:
@@ -99,7 +99,7 @@ def model_checks(models: Path, *, gpu: bool) -> list[Check]:
             problem = store_mod.cpu_problem(entry.pretrained_dependencies, store)
             reason = f"not scoreable here: {problem}" if problem else None
         task_id = "task_" + re.sub(r"[^a-z_]", "_", entry.name)
-        checks.append(Check(task_id, Status.OK if reason is None else Status.WARN,
+        checks.append(Requirement(task_id, Status.OK if reason is None else Status.WARN,
                             f"task {entry.name}: {needed} in the store",
                             "scoreable with this store" if reason is None else reason,
                             "" if reason is None else "aecc models fetch --out DIR (on a machine with hub access)"
@@ -129,7 +129,7 @@ def run_doctor(
     from harness.sandbox import gpu as gpu_mod
     from harness.sandbox.profiles import load_profile
 
-    checks: list[Check] = []
+    checks: list[Requirement] = []
     add = checks.append
 
     profile = None
@@ -138,9 +138,9 @@ def run_doctor(
         seccomp = profile.seccomp_path()
         if seccomp is not None and not seccomp.is_file():
             raise HarnessError("seccomp file missing", found=str(seccomp))
-        add(Check("profile", Status.OK, f"a valid sandbox profile {profile_name!r}", str(profile.source)))
+        add(Requirement("profile", Status.OK, f"a valid sandbox profile {profile_name!r}", str(profile.source)))
     except HarnessError as exc:
-        add(Check("profile", Status.FAIL, f"a valid sandbox profile {profile_name!r}", exc.summary, exc.fix or ""))
+        add(Requirement("profile", Status.FAIL, f"a valid sandbox profile {profile_name!r}", exc.summary, exc.fix or ""))
 
     client = None
     info = None
@@ -149,7 +149,7 @@ def run_doctor(
         info = eng.engine_info(client)
         api = tuple(int(x) for x in info.api_version.split(".")[:2])
         add(
-            Check(
+            Requirement(
                 "engine",
                 Status.OK if api >= MIN_API else Status.FAIL,
                 f"Docker engine, API >= {MIN_API[0]}.{MIN_API[1]}",
@@ -158,14 +158,14 @@ def run_doctor(
             )
         )
     except HarnessError as exc:
-        add(Check("engine", Status.FAIL, exc.expected or "a Docker engine", exc.found or exc.summary, exc.fix or ""))
+        add(Requirement("engine", Status.FAIL, exc.expected or "a Docker engine", exc.found or exc.summary, exc.fix or ""))
 
     if info is None:
         for cid in ("storage_driver", "cgroup", "seccomp", "nvidia_runtime", "disk", "images"):
-            add(Check(cid, Status.SKIPPED, "a reachable engine", "no engine"))
+            add(Requirement(cid, Status.SKIPPED, "a reachable engine", "no engine"))
     else:
         add(
-            Check(
+            Requirement(
                 "storage_driver",
                 Status.OK if info.storage_driver == "overlay2" else Status.WARN,
                 "overlay2",
@@ -173,9 +173,9 @@ def run_doctor(
                 "" if info.storage_driver == "overlay2" else "configure dockerd with \"storage-driver\": \"overlay2\"",
             )
         )
-        add(Check("cgroup", Status.INFO, "cgroup v1 or v2", f"v{info.cgroup_version} ({info.cgroup_driver})"))
+        add(Requirement("cgroup", Status.INFO, "cgroup v1 or v2", f"v{info.cgroup_version} ({info.cgroup_driver})"))
         add(
-            Check(
+            Requirement(
                 "seccomp",
                 Status.OK if info.seccomp else Status.FAIL,
                 "seccomp support in the engine",
@@ -186,7 +186,7 @@ def run_doctor(
         if profile is not None and profile.runtime:
             has = profile.runtime in info.runtimes
             add(
-                Check(
+                Requirement(
                     "oci_runtime",
                     Status.OK if has else Status.FAIL,
                     f"runtime {profile.runtime!r} (named by profile {profile.name})",
@@ -196,7 +196,7 @@ def run_doctor(
             )
         needs_gpu = profile is not None and profile.gpu is not None
         add(
-            Check(
+            Requirement(
                 "nvidia_runtime",
                 Status.OK if info.nvidia else (Status.FAIL if needs_gpu else Status.WARN),
                 "NVIDIA Container Toolkit (for GPU profiles)",
@@ -210,7 +210,7 @@ def run_doctor(
         rules = egress.rules_present()
         egress_ok = network == egress.NETWORK and rules is not False
         add(
-            Check(
+            Requirement(
                 "egress",
                 Status.OK if egress_ok else Status.WARN,
                 "build and fetch stages on aecc-egress: internet yes, host and private networks no",
@@ -221,7 +221,7 @@ def run_doctor(
         disk_path = info.docker_root_dir if os.path.isdir(info.docker_root_dir) else "/"
         free = shutil.disk_usage(disk_path).free
         add(
-            Check(
+            Requirement(
                 "disk",
                 Status.OK if free >= WARN_FREE_DISK else (Status.WARN if free >= MIN_FREE_DISK else Status.FAIL),
                 f">= {_gib(MIN_FREE_DISK)} free at {disk_path} ({_gib(WARN_FREE_DISK)} comfortable)",
@@ -242,7 +242,7 @@ def run_doctor(
         gpu_found = f"none ({exc.found})"
     needs_gpu = profile is not None and profile.gpu is not None
     add(
-        Check(
+        Requirement(
             "gpus",
             Status.OK if gpus else (Status.FAIL if needs_gpu else Status.INFO),
             "NVIDIA GPUs via NVML" + (" (profile needs one)" if needs_gpu else " (optional)"),
@@ -254,7 +254,7 @@ def run_doctor(
     mem = psutil.virtual_memory().total
     want = profile.memory_bytes if profile else 12 * 1024**3
     add(
-        Check(
+        Requirement(
             "ram",
             Status.OK if mem >= want + 2 * 1024**3 else (Status.WARN if mem >= want else Status.FAIL),
             f">= {_gib(want)} for one sandbox plus room for the host",
@@ -264,7 +264,7 @@ def run_doctor(
     )
     cpus = os.cpu_count() or 1
     add(
-        Check(
+        Requirement(
             "cpus",
             Status.OK if profile is None or cpus >= profile.cpus else Status.WARN,
             f">= {profile.cpus:g} CPUs (the profile's share)" if profile else "any",
@@ -277,7 +277,7 @@ def run_doctor(
         options = BuildOptions.from_environment()
         described = options.describe()
         add(
-            Check(
+            Requirement(
                 "build_network",
                 Status.OK,
                 "a CA bundle and pip index options for image builds",
@@ -286,10 +286,10 @@ def run_doctor(
             )
         )
     except HarnessError as exc:
-        add(Check("build_network", Status.FAIL, exc.expected or "", exc.found or exc.summary, exc.fix or ""))
+        add(Requirement("build_network", Status.FAIL, exc.expected or "", exc.found or exc.summary, exc.fix or ""))
     has_debootstrap = shutil.which("debootstrap") is not None
     add(
-        Check(
+        Requirement(
             "debootstrap",
             Status.OK if has_debootstrap else Status.INFO,
             "debootstrap, to build the base image offline when no registry is reachable",
@@ -302,7 +302,7 @@ def run_doctor(
             ref = current_ref(client, runtime_layer())
             built = ref is not None and image_or_none(client, ref) is not None
             add(
-                Check(
+                Requirement(
                     "images",
                     Status.OK if built else Status.WARN,
                     "the current runtime image",
@@ -311,7 +311,7 @@ def run_doctor(
                 )
             )
         except HarnessError as exc:
-            add(Check("images", Status.WARN, "the current runtime image", exc.summary, exc.fix or ""))
+            add(Requirement("images", Status.WARN, "the current runtime image", exc.summary, exc.fix or ""))
 
     if models is not None:
         checks.extend(model_checks(Path(models), gpu=bool(gpus)))
@@ -351,4 +351,4 @@ def default_profile_for_host() -> str:
         return "cpu"
 
 
-__all__ = ["Check", "DoctorReport", "Status", "run_doctor", "render", "default_profile_for_host", "model_checks"]
+__all__ = ["Requirement", "DoctorReport", "Status", "run_doctor", "render", "default_profile_for_host", "model_checks"]

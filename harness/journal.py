@@ -38,6 +38,7 @@ from typing import Any, Iterator, Mapping
 
 from harness.processes import process_start
 from harness.safeio import write_atomic
+from harness.stage_names import Stage
 
 JOURNAL_DIR = "journal"
 LEASES_DIR = "leases"
@@ -50,6 +51,8 @@ class EventKind(str, enum.Enum):
     SUBMISSION = "submission"  # a submission's overall state changed
     STAGE = "stage"  # a stage of a submission (per task where it has tasks) started or ended
     SCHEDULER = "scheduler"  # a backend's job id and state for a submission (Slurm)
+    REPLY = "reply"  # an answer to a mail: recorded, sent, skipped or failed (harness.mail.replies)
+    WATCH = "watch"  # `aecc watch` started, took a pass over its sources, or stopped (harness.mail.watch)
 
 
 class StageState(str, enum.Enum):
@@ -233,10 +236,11 @@ class Journal:
     def append(self, kind: EventKind, **fields: Any) -> Event:
         return self.writer.append(kind, **fields)
 
-    def stage(self, sha256: str, stage: str, state: StageState, *, task: str | None = None, key: str | None = None,
+    def stage(self, sha256: str, stage: Stage, state: StageState, *, task: str | None = None, key: str | None = None,
               **data: Any) -> Event:
-        return self.append(EventKind.STAGE, sha256=sha256, stage=stage, task=task, key=key, state=state.value,
-                           data=data)
+        """Record a stage's state change. `Stage(stage)` refuses a name that is not a stage."""
+        return self.append(EventKind.STAGE, sha256=sha256, stage=Stage(stage).value, task=task, key=key,
+                           state=StageState(state).value, data=data)
 
     def submission(self, sha256: str, state: SubmissionState, **data: Any) -> Event:
         return self.append(EventKind.SUBMISSION, sha256=sha256, state=state.value, data=data)

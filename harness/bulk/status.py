@@ -21,8 +21,10 @@ from harness.journal import (
     reduce,
 )
 from harness.pipelines.score import RESULT_NAME
+from harness.results import ScoreResult
+from harness.schemas import SchemaViolation
+from harness.stage_names import Stage
 
-STAGE_ORDER = ("build", "fetch", "check", "prepare", "encode", "score")
 
 
 def collect(results: Path) -> dict[str, Any]:
@@ -39,8 +41,8 @@ def collect(results: Path) -> dict[str, Any]:
     for sha, record in sorted(state.submissions.items(), key=lambda kv: _first_date(kv[1].arrivals)):
         result_path = results / sha / RESULT_NAME
         result = _load(result_path)
-        tasks = [{"task": t["task"], "outcome": t["outcome"], "track_a": t["track_a"], "track_b": t["track_b"],
-                  "reason": t["reason"], "log": t.get("log")} for t in (result or {}).get("tasks", [])]
+        tasks = [{"task": t.task, "outcome": t.outcome.value, "track_a": t.track_a, "track_b": t.track_b,
+                  "reason": t.reason, "log": t.log} for t in (result.tasks if result else ())]
         if not tasks:
             tasks = _tasks_from_journal(record)
         failures = [{"stage": s.stage, "task": s.task, "state": s.state.value,
@@ -52,12 +54,12 @@ def collect(results: Path) -> dict[str, Any]:
                              "reason": str(record.detail.get("reason")), "log": record.detail.get("log")})
         stale = None
         score_runtimes = {s.data.get("runtime") for (stage, _), s in record.stages.items()
-                          if stage == "score" and s.state is StageState.DONE}
+                          if stage == Stage.SCORE and s.state is StageState.DONE}
         if current.get("runtime") and score_runtimes and score_runtimes != {current["runtime"]}:
             stale = {"scored_with": sorted(r for r in score_runtimes if r), "now": current["runtime"]}
         subs.append({
             "sha256": sha,
-            "name": (result or {}).get("name") or _name(record.arrivals, sha),
+            "name": (result.extra.get("name") if result else None) or _name(record.arrivals, sha),
             "state": record.state.value,
             "updated": record.state_ts or None,
             "stage": _current_stage(record),
@@ -89,19 +91,21 @@ def collect(results: Path) -> dict[str, Any]:
     return schemas.validate("status", doc)
 
 
-def _verdict(result: dict | None, record: Any) -> str | None:
+def _verdict(result: ScoreResult | None, record: Any) -> str | None:
     """The check stage's verdict headline (`checker.verdict`), from the result or else the journal."""
-    summary = ((result or {}).get("checks") or {}).get("summary")
+    summary = ((result.extra.get("checks") if result else None) or {}).get("summary")
     if summary is None:
-        check = record.stages.get(("check", None))
+        check = record.stages.get((Stage.CHECK.value, None))
         summary = ((check.data.get("checks") or {}).get("summary")) if check is not None else None
     return (summary or {}).get("headline")
 
 
-def _load(path: Path) -> dict | None:
+def _load(path: Path) -> ScoreResult | None:
+    """The result, read back through its type; None where there is none yet or it does not read
+    (a result is renamed into place whole, so a bad one is a damaged file: status shows the journal's view)."""
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+        return ScoreResult.from_dict(json.loads(path.read_text()))
+    except (OSError, ValueError, SchemaViolation):
         return None
 
 
@@ -129,7 +133,7 @@ def _current_stage(record: Any) -> str | None:
 def _tasks_from_journal(record: Any) -> list[dict]:
     out = []
     for (stage, task), s in sorted(record.stages.items(), key=lambda kv: (kv[0][1] or "", kv[0][0])):
-        if stage == "score" and task and s.state is StageState.DONE:
+        if stage == Stage.SCORE and task and s.state is StageState.DONE:
             r = s.data.get("result", {})
             out.append({"task": r.get("task", task), "outcome": r.get("outcome", "scored"), "track_a": r.get("track_a"),
                         "track_b": r.get("track_b"), "reason": r.get("reason", ""), "log": r.get("log")})

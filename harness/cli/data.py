@@ -201,12 +201,12 @@ def _fetch_table(report: Any, out: Any) -> None:
 
 def run_fetch(args: argparse.Namespace) -> int:
     from harness.data import download, records
-    from harness.data.fetch import FetchSpec, fetch
+    from harness.data.fetch import DataFetchSpec, fetch
 
     out = console()
     tasks = records.plan_tasks(args.tasks, args.task_set, xares_tasks=Path(args.xares_tasks) if args.xares_tasks
                                else None)
-    spec = FetchSpec(out=Path(args.out), tasks=tasks, api=args.zenodo_api or records.DEFAULT_ZENODO_API,
+    spec = DataFetchSpec(out=Path(args.out), tasks=tasks, api=args.zenodo_api or records.DEFAULT_ZENODO_API,
                      mirror=args.mirror, jobs=args.jobs,
                      limit_rate=download.parse_rate(args.limit_rate) if args.limit_rate else None)
     events = _Bars(out) if out.is_terminal and not args.json else _Lines(out)

@@ -71,7 +71,7 @@ def run_fetch(args: argparse.Namespace) -> int:
     options = BuildOptions.from_environment(ca_bundle=Path(args.ca_bundle) if args.ca_bundle else None)
     client = engine.connect()
     runtime = build_chain(client, runtime_layer(), log=lambda m: None)[-1].image
-    spec = models.FetchSpec(out=Path(args.out), dependencies=tuple(needed), runtime=runtime,
+    spec = models.ModelFetchSpec(out=Path(args.out), dependencies=tuple(needed), runtime=runtime,
                             profile=load_profile("cpu"), log_dir=paths.logs(),
                             endpoint=args.endpoint or models.default_endpoint(), ca_bundle=options.ca_bundle,
                             force=args.force)

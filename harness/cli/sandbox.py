@@ -57,7 +57,8 @@ def run_sandbox(args: argparse.Namespace) -> int:
     from harness.layers.build import require_image
     from harness.layers.model import named_layer
     from harness.sandbox import engine
-    from harness.sandbox.profiles import Stage, load_profile, parse_duration
+    from harness.sandbox.profiles import load_profile, parse_duration
+    from harness.stage_names import Stage
     from harness.sandbox.run import run_stage
     from harness.sandbox.spec import Outcome, RunSpec
 

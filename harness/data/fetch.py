@@ -77,7 +77,7 @@ class Outcome(str, enum.Enum):
 
 
 @dataclasses.dataclass(frozen=True)
-class FetchSpec:
+class DataFetchSpec:
     out: Path
     tasks: tuple[DataTask, ...]
     api: str = DEFAULT_ZENODO_API
@@ -180,7 +180,7 @@ class _Plan:
     errors: list[HarnessError] = dataclasses.field(default_factory=list)
 
 
-def _source(http: Http, spec: FetchSpec, task: DataTask, events: FetchEvents) -> Record | None:
+def _source(http: Http, spec: DataFetchSpec, task: DataTask, events: FetchEvents) -> Record | None:
     if task.availability is not Availability.ZENODO:
         return None
     if spec.mirror is None:
@@ -262,7 +262,7 @@ def _unpacked_ok(folder: Path, prior: TaskManifest | None, archive: str) -> list
     return entries
 
 
-def _finish(plan: _Plan, spec: FetchSpec) -> tuple[bool, list[UnpackedFile]]:
+def _finish(plan: _Plan, spec: DataFetchSpec) -> tuple[bool, list[UnpackedFile]]:
     """Unpack, write the manifest (if it changed) and the marker (last). Returns (wrote anything, unpacked)."""
     folder, record, prior = plan.folder, plan.record, plan.prior
     marker = layout.regular_file(folder / layout.MARKER)
@@ -313,7 +313,7 @@ def _check_space(env: Path, plans: list[_Plan]) -> None:
                          found=f"{free / 1e9:.2f} GB free", fix="free some space or choose another --out")
 
 
-def fetch(spec: FetchSpec, events: FetchEvents | None = None, *, http: Http | None = None) -> FetchReport:
+def fetch(spec: DataFetchSpec, events: FetchEvents | None = None, *, http: Http | None = None) -> FetchReport:
     """Fetch every task of `spec` into `spec.out`; never raises for one task's failure (it is in the report).
 
     Raises:
@@ -466,7 +466,7 @@ def _placed(env: Path, task: DataTask, why: str, error: HarnessError | None = No
     return TaskResult(task, Outcome.PLACE_YOURSELF, why, error=error)
 
 
-def _finish_task(plan: _Plan, spec: FetchSpec, events: FetchEvents) -> TaskResult:
+def _finish_task(plan: _Plan, spec: DataFetchSpec, events: FetchEvents) -> TaskResult:
     task = plan.task
     common = dict(record=plan.record, downloaded_files=len(plan.downloaded) - plan.borrowed,
                   downloaded_bytes=plan.received,
@@ -490,4 +490,4 @@ def _finish_task(plan: _Plan, spec: FetchSpec, events: FetchEvents) -> TaskResul
     return result
 
 
-__all__ = ["DEFAULT_JOBS", "FetchEvents", "FetchReport", "FetchSpec", "NoFetchEvents", "Outcome", "TaskResult", "fetch"]
+__all__ = ["DEFAULT_JOBS", "FetchEvents", "FetchReport", "DataFetchSpec", "NoFetchEvents", "Outcome", "TaskResult", "fetch"]

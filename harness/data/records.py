@@ -138,7 +138,7 @@ def xares_tasks_from_image(client: Any, image: str) -> Path:
 
     from harness import paths
     from harness.sandbox.cleanup import owner_labels
-    from harness.sandbox.profiles import Stage
+    from harness.stage_names import Stage
 
     image_id = client.images.get(image).id.split(":")[-1][:16]
     target = paths.subdir("xares-tasks") / image_id / "tasks"

@@ -92,7 +92,8 @@ from harness.sandbox.agent import (
     agent_command,
 )
 from harness.sandbox.egress import BLOCKED_RANGES
-from harness.sandbox.profiles import SandboxProfile, Stage
+from harness.sandbox.profiles import SandboxProfile
+from harness.stage_names import Stage
 
 __all__ = ["CONFIGMAP_DATA_CAP", "Rendered", "deadline_s", "network_mode", "render", "stage_command", "stage_env",
            "to_yaml"]

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from harness.errors import UsageError
 from harness.export.resolve import ExportImage
-from harness.sandbox.profiles import SandboxProfile, Stage
+from harness.sandbox.profiles import SandboxProfile
+from harness.stage_names import Stage
 
 #: the Kubernetes version the manifests are written for and validated against (tests/harness/export)
 K8S_VERSION = "1.30"

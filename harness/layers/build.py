@@ -60,7 +60,8 @@ from harness.layers.rootfs import (
     image_or_none,
     resolve_root,
 )
-from harness.sandbox.profiles import SandboxProfile, Stage, load_profile
+from harness.sandbox.profiles import SandboxProfile, load_profile
+from harness.stage_names import Stage
 from harness.sandbox.run import run_stage
 from harness.sandbox.spec import Mount, Outcome, RunSpec
 

@@ -54,7 +54,8 @@ from harness.layers.model import AGENT_DIR, XARES_VERSION, harness_commit, tree_
 from harness.layers.options import BuildOptions
 from harness.results import Check, CheckStatus, ScoreResult, TaskOutcome, TaskResult, summarise_checks
 from harness.safeio import write_atomic
-from harness.sandbox.profiles import SandboxProfile, Stage
+from harness.sandbox.profiles import SandboxProfile
+from harness.stage_names import Stage
 from harness.sandbox.spec import Outcome, RunResult
 from harness.slots import Slots
 from harness.stages import encode as encode_stage
@@ -323,16 +324,16 @@ def _score_one(ctx: Context, submission: Submission, arrivals: list[dict], state
     journal.submission(sha, SubmissionState.BUILDING)
     with ctx.slots.light(), timer.lap("build"):
         say("build")
-        journal.stage(sha, "build", StageState.RUNNING)
+        journal.stage(sha, Stage.BUILD, StageState.RUNNING)
         try:
             built = build_submission(ctx.client, submission, ctx.build_options, log=lambda m: None)
         except (BuildFailed, SubmissionError) as exc:
-            journal.stage(sha, "build", StageState.FAILED, reason=exc.summary,
+            journal.stage(sha, Stage.BUILD, StageState.FAILED, reason=exc.summary,
                           log=str(exc.log_path) if exc.log_path else None)
             raise SubmissionExcluded("build", exc.summary, expected=exc.expected, found=exc.found, fix=exc.fix,
                                      log_path=exc.log_path) from None
     image_id = _image_id(ctx.client, built.image)
-    journal.stage(sha, "build", StageState.DONE, key=built.image, image=built.image, image_id=image_id,
+    journal.stage(sha, Stage.BUILD, StageState.DONE, key=built.image, image=built.image, image_id=image_id,
                   cached=built.cached, lock_sha256=built.lock_digest, lock_source=built.lock.lock_source.value)
     if built.lock_path is not None:
         write_atomic(out_dir / LOCK_NAME, built.lock_path.read_text())
@@ -348,12 +349,12 @@ def _score_one(ctx: Context, submission: Submission, arrivals: list[dict], state
         journal.submission(sha, SubmissionState.FETCHING)
         with ctx.slots.light(), timer.lap("fetch"):
             say("fetch: constructing the encoder with network on")
-            journal.stage(sha, "fetch", StageState.RUNNING, key=fetch_key)
+            journal.stage(sha, Stage.FETCH, StageState.RUNNING, key=fetch_key)
             fetched = fetch(ctx.client, FetchSpec(submission, built.image, ctx.profile, logs, ctx.build_options.ca_bundle,
                                                   settings.max_seconds))
         timer.resources["fetch"] = _resources(fetched.run)
         attributes = _attributes_or_exclude(journal, sha, fetch_key, fetched)
-        journal.stage(sha, "fetch", StageState.DONE, key=fetch_key, attributes=attributes.to_dict(),
+        journal.stage(sha, Stage.FETCH, StageState.DONE, key=fetch_key, attributes=attributes.to_dict(),
                       log=str(fetched.run.log_path), **timer.resources["fetch"])
     say(f"encoder: {attributes.class_name} at {attributes.sampling_rate} Hz, hop {attributes.hop_size_in_ms:g} ms, "
         f"D={attributes.output_dim}")
@@ -370,7 +371,7 @@ def _score_one(ctx: Context, submission: Submission, arrivals: list[dict], state
         journal.submission(sha, SubmissionState.CHECKING)
         with ctx.slots.heavy(), ctx.slots.gpu() as gpu, timer.lap("check"):
             say("check: the contract checker, network off")
-            journal.stage(sha, "check", StageState.RUNNING, key=check_key, gpu=gpu)
+            journal.stage(sha, Stage.CHECK, StageState.RUNNING, key=check_key, gpu=gpu)
             checked = check(ctx.client, CheckSpec(submission, built.image, ctx.profile, logs, gpu, settings.max_seconds))
         checked.run.raise_for_infra()
         if checked.checker_error:
@@ -382,7 +383,7 @@ def _score_one(ctx: Context, submission: Submission, arrivals: list[dict], state
         checks_summary = _check_summary(checked, settings)
         if checked.report is not None:
             _write_json(out_dir / CHECK_REPORT, checked.report)
-        journal.stage(sha, "check", StageState.DONE if not checks_summary["blocking"] else StageState.FAILED,
+        journal.stage(sha, Stage.CHECK, StageState.DONE if not checks_summary["blocking"] else StageState.FAILED,
                       key=check_key, checks=checks_summary, log=str(checked.run.log_path), gpu=gpu,
                       **timer.resources["check"])
     say(f"check: {checks_summary['summary']['headline']}" if checks_summary.get("summary") else "check: done")
@@ -451,14 +452,14 @@ def _score_one(ctx: Context, submission: Submission, arrivals: list[dict], state
             journal.submission(sha, SubmissionState.ENCODING)
             with ctx.slots.heavy(), ctx.slots.gpu() as gpu, timer.lap("encode"):
                 for task in todo:
-                    journal.stage(sha, "encode", StageState.RUNNING, task=task.label, key=encode_keys[task.label],
+                    journal.stage(sha, Stage.ENCODE, StageState.RUNNING, task=task.label, key=encode_keys[task.label],
                                   gpu=gpu)
                 spec = encode_stage.EncodeSpec(submission, built.image, tuple(todo), prepared, runs, ctx.profile, logs,
                                                gpu)
                 for label, result in encode_stage.encode(ctx.client, spec, progress=say).items():
                     encoded[label] = result
                     _peak(timer, "encode", result.run)
-                    journal.stage(sha, "encode", StageState.DONE if result.ok else StageState.FAILED, task=label,
+                    journal.stage(sha, Stage.ENCODE, StageState.DONE if result.ok else StageState.FAILED, task=label,
                                   key=encode_keys[label], reason=result.reason,
                                   log=str(result.log) if result.log else None)
         for task in pending:
@@ -473,7 +474,7 @@ def _score_one(ctx: Context, submission: Submission, arrivals: list[dict], state
             journal.submission(sha, SubmissionState.SCORING)
             with ctx.slots.heavy(), ctx.slots.gpu() as gpu, timer.lap("score"):
                 for task in to_score:
-                    journal.stage(sha, "score", StageState.RUNNING, task=task.label, key=score_keys[task.label])
+                    journal.stage(sha, Stage.SCORE, StageState.RUNNING, task=task.label, key=score_keys[task.label])
                 scored = score_stage.score(ctx.client, _score_spec(ctx, submission, to_score, gpu), attributes,
                                            prepared, {t.label: encoded[t.label].embeddings for t in to_score},
                                            warm=warm, progress=say)
@@ -485,7 +486,7 @@ def _score_one(ctx: Context, submission: Submission, arrivals: list[dict], state
                          else TaskResult(task.task_name or task.label, _source(task), TaskOutcome.FAILED, answer.failure,
                                          encoder=submission.encoder.spec))
                 entries[task.label] = entry
-                journal.stage(sha, "score", StageState.DONE, task=task.label, key=score_keys[task.label],
+                journal.stage(sha, Stage.SCORE, StageState.DONE, task=task.label, key=score_keys[task.label],
                               result=entry.to_dict(), runtime=ctx.runtime, harness=__version__, xares=XARES_VERSION)
                 _announce(say, task, entry)
 
@@ -542,7 +543,7 @@ def _attributes_or_exclude(journal: Journal, sha: str, key: str, fetched: Fetche
         failed = f"the fetch stage ended with {fetched.run.outcome.value}: {fetched.run.detail}" + (
             f"; {failed}" if failed else "")
     found = failed or "; ".join(fetched.attribute_problems) or fetched.problem or fetched.run.log_tail(800).strip()
-    journal.stage(sha, "fetch", StageState.FAILED, key=key, reason=found, log=str(fetched.run.log_path))
+    journal.stage(sha, Stage.FETCH, StageState.FAILED, key=key, reason=found, log=str(fetched.run.log_path))
     raise SubmissionExcluded("fetch", "the encoder could not be constructed in the fetch stage",
                              expected="construction to succeed (network on) with attributes in range", found=found,
                              fix="run `aecc validate` on the submission", log_path=fetched.run.log_path)

@@ -29,7 +29,8 @@ from harness.errors import BuildFailed, SubmissionError, UsageError
 from harness.layers.options import BuildOptions, require_upload_times
 from harness.results import Check, ValidationReport, Verdict
 from harness.sandbox.gpu import pin_gpu
-from harness.sandbox.profiles import SandboxProfile, Stage, load_profile
+from harness.sandbox.profiles import SandboxProfile, load_profile
+from harness.stage_names import Stage
 from harness.sandbox.spec import Outcome, RunResult
 from harness.stages.build import build_submission
 from harness.stages.check import CheckSpec, check

@@ -187,7 +187,7 @@ def build_board(spec: BoardSpec, registry: Registry | None = None) -> Board:
     inputs = load_results(spec.results, public_key=spec.public_key, allow_unsigned=spec.allow_unsigned) \
         if spec.results else Inputs()
     warnings = list(inputs.warnings)
-    registry, refused = custom.extend(registry, (r.result for r in inputs.results))
+    registry, refused = custom.extend(registry, (r.typed for r in inputs.results))
     entries: list[Entry] = []
     for loaded in inputs.results:
         rows, notes = result_entries(loaded, registry, {r.task: r.reason for r in refused})

@@ -19,6 +19,7 @@ import csv
 import dataclasses
 import decimal
 import enum
+import functools
 import io
 import json
 import math
@@ -30,6 +31,7 @@ from harness import schemas
 from harness.attest import ENVELOPE_NAME, RESULT_NAME
 from harness.errors import UsageError
 from harness.rank.model import Cell, CellState, Entry, Provenance, Track
+from harness.results import ScoreResult, TaskOutcome
 from harness.safeio import UnsafeOutput, read_capped
 from harness.tasks.registry import Registry
 
@@ -102,6 +104,11 @@ class LoadedResult:
         if not _SHA256.match(self.sha256):
             raise UsageError("a result's submission digest is malformed", expected="64 lowercase hex digits",
                              found=repr(self.sha256)[:80], fix="harness bug")
+
+    @functools.cached_property
+    def typed(self) -> ScoreResult:
+        """The payload read back through its type (it was schema-checked when admitted)."""
+        return ScoreResult.from_dict(self.result)
 
     @property
     def lock_sha256(self) -> str | None:
@@ -287,32 +294,31 @@ def result_entries(loaded: LoadedResult, registry: Registry,
     that is in neither `registry` nor its custom tasks (`refused` gives the reason, harness.tasks.custom)."""
     cells: dict[Track, dict[str, Cell]] = {Track.A: {}, Track.B: {}}
     warnings: list[str] = []
-    for task in loaded.result["tasks"]:
-        name = task["task"]
+    for task in loaded.typed.tasks:
+        name = task.task
         if name not in registry:
             reason = (refused or {}).get(name, "not a registry task (no bounds, no weight)")
             warnings.append(f"{loaded.name}: task {name!r}: not ranked: {reason}")
             continue
-        outcome = task["outcome"]
-        reason = str(task.get("reason") or "")
-        overridden = task.get("xares_disabled_overridden") is True
-        for track, key in ((Track.A, "track_a"), (Track.B, "track_b")):
-            value = task.get(key)
-            if outcome == "scored" and value is not None:
+        outcome = task.outcome
+        reason = task.reason or ""
+        overridden = task.xares_disabled_overridden is True
+        for track, value in ((Track.A, task.track_a), (Track.B, task.track_b)):
+            if outcome is TaskOutcome.SCORED and value is not None:
                 values: tuple[float, ...] = ()
-                if track is Track.A:
-                    values = tuple((task.get("track_a_detail") or {}).get("values") or ())
+                if track is Track.A and task.track_a_detail is not None:
+                    values = tuple(task.track_a_detail.values)
                 cells[track][name] = Cell(name, CellState.VALUE, raw=float(value), values=values,
                                           xares_disabled_overridden=overridden)
-            elif outcome == "scored":
+            elif outcome is TaskOutcome.SCORED:
                 cells[track][name] = Cell(name, CellState.NOT_RUN, reason=f"no Track {track.value} value")
-            elif outcome == "failed":
+            elif outcome is TaskOutcome.FAILED:
                 cells[track][name] = Cell(name, CellState.FAILED, reason=reason or "failed")
-            elif outcome == "error":
+            elif outcome is TaskOutcome.ERROR:
                 cells[track][name] = Cell(name, CellState.ERROR, reason=reason or "infrastructure error")
             else:
                 cells[track][name] = Cell(name, CellState.NOT_RUN, reason=reason or outcome)
-    versions = {k: loaded.result.get("versions", {}).get(k) for k in ("harness", "harness_commit", "xares")}
+    versions = {k: loaded.typed.versions.get(k) for k in ("harness", "harness_commit", "xares")}
     entries = [Entry(track=track, name=loaded.name, provenance=loaded.provenance, cells=cells[track],
                      sha256=loaded.sha256, lock_sha256=loaded.lock_sha256, link=loaded.link, versions=versions,
                      key_id=loaded.key_id, source=str(loaded.directory)) for track in Track]

@@ -46,24 +46,3 @@ def render_validation(report: Mapping[str, Any], console: Any) -> None:
                       f"{res['host_memory_limit_bytes'] / 2**30:g} GiB (measured from the host)")
     render_verdict(report["verdict"], console)
     console.print(f"exit {report['verdict']['exit_code']} ({report['timings'].get('total_s', 0):.1f} s)", highlight=False)
-
-
-def _number(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4f}"
-
-
-def render_score(result: Mapping[str, Any], console: Any) -> None:
-    from rich.table import Table
-    from rich.text import Text
-
-    sub = result["submission"]
-    table = Table(title=f"aecc score: {sub['encoder_class']} ({sub['sha256'][:12]})")
-    for column in ("task", "metric", "track A", "track B", "weight", "outcome"):
-        table.add_column(column)
-    for t in result["tasks"]:
-        table.add_row(t["task"], t["metric"] or "-", _number(t["track_a"]), _number(t["track_b"]),
-                      str(t["weight"] or "-"), Text(t["outcome"] + (f": {t['reason'][:60]}" if t["reason"] else "")))
-    console.print(table)
-    summary = (result.get("checks") or {}).get("summary")
-    if summary:
-        render_verdict(summary, console)

@@ -79,7 +79,7 @@ def run_contract(client: Any, profile: Any, *, image: str, encoder: str, phase: 
     Returns:
         (run result, report or None, why the report cannot be used or None)
     """
-    from harness.sandbox.profiles import Stage
+    from harness.stage_names import Stage
     from harness.sandbox.run import run_stage
     from harness.sandbox.spec import Outcome, RunSpec
     from harness.sandbox.watch import discard_over_cap, size_cap

@@ -16,7 +16,7 @@ from typing import Any
 
 from harness.processes import alive, process_start, token_alive
 from harness.sandbox import engine as eng
-from harness.sandbox.profiles import Stage
+from harness.stage_names import Stage
 
 
 def _own_start_time() -> str:

@@ -10,7 +10,6 @@ give it the whole machine. Unknown keys are refused for the same reason: a missp
 from __future__ import annotations
 
 import dataclasses
-import enum
 import json
 import re
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any, Mapping
 import jsonschema
 
 from harness.errors import ConfigError
+from harness.stage_names import Stage
 from harness.paths import PROFILES_DIR  # noqa: E402  (profiles are data files in the checkout)
 
 SCHEMA_FILE = "profile.schema.json"
@@ -38,17 +38,6 @@ _SIZE_UNITS = {
 }
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "min": 60.0, "h": 3600.0}
 _QUANTITY = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*$")
-
-
-class Stage(str, enum.Enum):
-    """Pipeline stages that run in containers (DESIGN.md, "Pipeline")."""
-
-    BUILD = "build"
-    FETCH = "fetch"
-    CHECK = "check"
-    PREPARE = "prepare"
-    ENCODE = "encode"
-    SCORE = "score"
 
 
 def parse_size(text: str, *, key: str = "size") -> int:

@@ -24,7 +24,8 @@ from typing import Any, Callable, Mapping
 from harness.errors import UsageError
 from harness.sandbox import engine as eng
 from harness.sandbox.cleanup import owner_labels
-from harness.sandbox.profiles import SandboxProfile, Stage
+from harness.sandbox.profiles import SandboxProfile
+from harness.stage_names import Stage
 from harness.sandbox.spec import Mount, Outcome, RunResult, RunSpec
 from harness.sandbox.watch import MemoryPeak, size_cap
 

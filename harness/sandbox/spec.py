@@ -14,7 +14,7 @@ from types import MappingProxyType
 from typing import Mapping
 
 from harness.errors import UsageError
-from harness.sandbox.profiles import Stage
+from harness.stage_names import Stage
 
 
 class Outcome(str, enum.Enum):

@@ -29,7 +29,8 @@ from checker.jobs import Cancel, Go, gate_message
 from harness import paths
 from harness.processes import owner_token
 from harness.safeio import write_atomic
-from harness.sandbox.profiles import SandboxProfile, Stage
+from harness.sandbox.profiles import SandboxProfile
+from harness.stage_names import Stage
 from harness.sandbox.run import run_stage
 from harness.sandbox.spec import Mount, Outcome, RunResult, RunSpec
 

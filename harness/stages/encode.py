@@ -29,7 +29,8 @@ from harness.sandbox.agent import (
     agent_command,
     agent_mount,
 )
-from harness.sandbox.profiles import SandboxProfile, Stage
+from harness.sandbox.profiles import SandboxProfile
+from harness.stage_names import Stage
 from harness.sandbox.run import run_stage
 from harness.sandbox.spec import Mount, Outcome, RunResult, RunSpec
 from harness.sandbox.watch import directory_size

@@ -28,7 +28,8 @@ from harness import paths
 from harness.errors import InfraError
 from harness.safeio import read_json, sha256_file, write_atomic
 from harness.sandbox.agent import agent_mount
-from harness.sandbox.profiles import SandboxProfile, Stage
+from harness.sandbox.profiles import SandboxProfile
+from harness.stage_names import Stage
 from harness.sandbox.spec import Mount, RunResult
 from harness.sandbox.warm import WarmStage
 from harness.tasks.arguments import TaskRef

@@ -35,7 +35,8 @@ from checker.jobs import (
 from harness.errors import InfraError
 from harness.safeio import read_json
 from harness.sandbox.agent import agent_mount
-from harness.sandbox.profiles import SandboxProfile, Stage
+from harness.sandbox.profiles import SandboxProfile
+from harness.stage_names import Stage
 from harness.sandbox.spec import Mount, RunResult
 from harness.sandbox.warm import WarmStage
 from harness.stages import prepare as prepare_stage

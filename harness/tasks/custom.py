@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Iterable, Mapping
 
+from harness.results import ScoreResult, TaskOutcome
 from harness.tasks.registry import Bounds, Direction, Registry, TaskEntry, Visibility
 
 #: metric name (as X-ARES task configs spell it) -> (direction, worst, best): the paper's section 4.1
@@ -51,20 +52,19 @@ class Seen:
     knn: bool  # some result has a Track B value for it
 
 
-def observe(results: Iterable[Mapping[str, Any]], registry: Registry) -> dict[str, Seen]:
+def observe(results: Iterable[ScoreResult], registry: Registry) -> dict[str, Seen]:
     """Per non-registry task, the metrics and weights the *scored* records give (a failed record
     carries neither), and whether any has a Track B value."""
     found: dict[str, dict[str, Any]] = {}
     for result in results:
-        for record in result.get("tasks", ()):
-            name = record["task"]
-            if name in registry:
+        for record in result.tasks:
+            if record.task in registry:
                 continue
-            seen = found.setdefault(name, {"metrics": set(), "weights": set(), "knn": False})
-            if record.get("outcome") == "scored":
-                seen["metrics"].add(record.get("metric"))
-                seen["weights"].add(record.get("weight"))
-                seen["knn"] = seen["knn"] or record.get("track_b") is not None
+            seen = found.setdefault(record.task, {"metrics": set(), "weights": set(), "knn": False})
+            if record.outcome is TaskOutcome.SCORED:
+                seen["metrics"].add(record.metric)
+                seen["weights"].add(record.weight)
+                seen["knn"] = seen["knn"] or record.track_b is not None
     return {name: Seen(name, frozenset(s["metrics"]), frozenset(s["weights"]), s["knn"]) for name, s in found.items()}
 
 
@@ -98,7 +98,7 @@ def entry_for(seen: Seen) -> TaskEntry | Refused:
     )
 
 
-def extend(registry: Registry, results: Iterable[Mapping[str, Any]]) -> tuple[Registry, tuple[Refused, ...]]:
+def extend(registry: Registry, results: Iterable[ScoreResult]) -> tuple[Registry, tuple[Refused, ...]]:
     """`registry` plus an entry for every rankable custom task the results hold, and the refused ones."""
     entries: list[TaskEntry] = []
     refused: list[Refused] = []

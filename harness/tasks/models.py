@@ -435,7 +435,7 @@ def no_model_reason(needed: Sequence[str], store: ModelStore | None, store_path:
 
 
 @dataclasses.dataclass(frozen=True)
-class FetchSpec:
+class ModelFetchSpec:
     out: Path
     dependencies: tuple[str, ...]
     runtime: str  # the runtime image (it has huggingface_hub and transformers; the host has neither)
@@ -477,7 +477,7 @@ def _earlier_revisions(out: Path) -> dict[str, str | None]:
         return {}
 
 
-def fetch(client: Any, spec: FetchSpec, *, progress: Callable[[str], None] = print) -> ModelStore:
+def fetch(client: Any, spec: ModelFetchSpec, *, progress: Callable[[str], None] = print) -> ModelStore:
     """Download `spec.dependencies` into `spec.out` and write its manifest.
 
     A store that already holds every dependency and verifies is left as it is (unless `force`).
@@ -489,7 +489,7 @@ def fetch(client: Any, spec: FetchSpec, *, progress: Callable[[str], None] = pri
     from harness import paths
     from harness.safeio import UnsafeOutput, read_json
     from harness.sandbox.agent import agent_command, agent_mount, ca_bundle_mount
-    from harness.sandbox.profiles import Stage
+    from harness.stage_names import Stage
     from harness.sandbox.run import run_stage
     from harness.sandbox.spec import Mount, Outcome, RunSpec
 
@@ -569,7 +569,7 @@ def fetch(client: Any, spec: FetchSpec, *, progress: Callable[[str], None] = pri
     return store
 
 
-__all__ = ["DEFAULT_ENDPOINT", "DEPENDENCIES", "Dependency", "FetchSpec", "MANIFEST_NAME", "MOUNT_TARGET",
+__all__ = ["DEFAULT_ENDPOINT", "DEPENDENCIES", "Dependency", "ModelFetchSpec", "MANIFEST_NAME", "MOUNT_TARGET",
            "ModelStore", "Origin", "Part", "StoredFile", "StoredModel", "cpu_problem", "default_endpoint",
            "dependency", "endpoint_host", "fetch", "file_sha256", "missing_dependencies", "no_model_reason",
            "task_dependencies", "verify_store", "write_manifest"]

@@ -74,7 +74,8 @@ def read_report(path: Path) -> dict:
 
 
 def run_checker(client, image: str, tmp_path: Path, fixture: str, encoder: str, *extra: str) -> tuple[object, dict | None]:
-    from harness.sandbox.profiles import Stage, load_profile
+    from harness.sandbox.profiles import load_profile
+    from harness.stage_names import Stage
     from harness.sandbox.run import run_stage
     from harness.sandbox.spec import Mount, RunSpec
 

@@ -106,7 +106,8 @@ json.dump({"rows": rows, "checker_sha256": hashlib.sha256(open(source, "rb").rea
 def test_rule_level_passes_exactly_where_xares_checker_passes(client, runtime_image, tmp_path):
     from checker.verdict import Outcome, summarise
     from harness.results import Check
-    from harness.sandbox.profiles import Stage, load_profile
+    from harness.sandbox.profiles import load_profile
+    from harness.stage_names import Stage
     from harness.sandbox.run import run_stage
     from harness.sandbox.spec import Mount, RunSpec
 

@@ -371,7 +371,8 @@ def test_gpu_stages_take_distinct_gpus(client, base_image, tmp_path):
     """Two GPU stages at once get two different GPUs (fake NVML with two), and the engine receives
     device requests pinned to exactly those UUIDs. A real GPU host must still confirm that the
     NVIDIA runtime honours them and that NVML sees each container's processes on its own GPU."""
-    from harness.sandbox.profiles import Stage, load_profile
+    from harness.sandbox.profiles import load_profile
+    from harness.stage_names import Stage
     from harness.sandbox.run import create_container
     from harness.sandbox.spec import RunSpec
     from harness.slots import Slots, plan

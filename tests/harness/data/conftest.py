@@ -17,7 +17,7 @@ import pytest
 
 from harness import demodata
 from harness.data.download import RetryPolicy
-from harness.data.fetch import FetchSpec, fetch
+from harness.data.fetch import DataFetchSpec, fetch
 from tests.support.zenodo import ZenodoStandIn
 
 REPO = Path(__file__).resolve().parents[3]
@@ -85,7 +85,7 @@ FAST = RetryPolicy(attempts=3, base_s=0.05, max_s=0.1)
 def env(tmp_path, zenodo, tasks) -> Path:
     """The two stand-in tasks fetched into a fresh ENV."""
     root = tmp_path / "env"
-    assert fetch(FetchSpec(out=root, tasks=tasks, api=zenodo.api, retry=FAST, timeout_s=10)).ok
+    assert fetch(DataFetchSpec(out=root, tasks=tasks, api=zenodo.api, retry=FAST, timeout_s=10)).ok
     return root
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness.data.download import RetryPolicy
-from harness.data.fetch import FetchSpec, Outcome, fetch
+from harness.data.fetch import DataFetchSpec, Outcome, fetch
 from harness.data.records import Availability, plan_tasks, xares_tasks_from_image
 from harness.tasks.registry import load_registry
 
@@ -62,7 +62,7 @@ def _score(env: Path, out: Path, task: str) -> dict:
 @pytest.mark.slow
 def test_scoring_fetched_data_gives_the_same_numbers(client, tmp_path, zenodo, tasks, generated):
     env = tmp_path / "fetched"
-    report = fetch(FetchSpec(out=env, tasks=[t for t in tasks if t.name == "tiny_tones"], api=zenodo.api,
+    report = fetch(DataFetchSpec(out=env, tasks=[t for t in tasks if t.name == "tiny_tones"], api=zenodo.api,
                              retry=FAST, timeout_s=10))
     assert [r.outcome for r in report.results] == [Outcome.FETCHED]
     os.system(f"chmod -R a+rX {generated}")  # the sandbox user (uid 10001) reads it
@@ -79,7 +79,7 @@ def test_data_prepare_fills_the_cache_score_reads(client, tmp_path, zenodo, task
     from harness.stages import prepare as prepare_stage
 
     env = tmp_path / "fetched"
-    assert fetch(FetchSpec(out=env, tasks=[t for t in tasks if t.name == "tiny_esc"], api=zenodo.api,
+    assert fetch(DataFetchSpec(out=env, tasks=[t for t in tasks if t.name == "tiny_esc"], api=zenodo.api,
                            retry=FAST, timeout_s=10)).ok
     root = prepare_stage.cache_root()
     before = {p.name for p in root.iterdir()}

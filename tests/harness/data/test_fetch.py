@@ -17,7 +17,7 @@ import pytest
 from harness import schemas
 from harness.data import layout
 from harness.data.download import RetryPolicy
-from harness.data.fetch import FetchSpec, Outcome, fetch
+from harness.data.fetch import DataFetchSpec, Outcome, fetch
 from harness.data.manifest import read_manifest, verify_env
 from tests.harness.data.conftest import ESC_ZIP, RECORDS, esc_zip, shards
 
@@ -25,8 +25,8 @@ AECC = str(Path(sys.executable).parent / "aecc")
 FAST = RetryPolicy(attempts=4, base_s=0.05, max_s=0.2)
 
 
-def _spec(env: Path, tasks, api: str, **kw) -> FetchSpec:
-    return FetchSpec(out=env, tasks=tasks, api=api, retry=kw.pop("retry", FAST), timeout_s=kw.pop("timeout_s", 10),
+def _spec(env: Path, tasks, api: str, **kw) -> DataFetchSpec:
+    return DataFetchSpec(out=env, tasks=tasks, api=api, retry=kw.pop("retry", FAST), timeout_s=kw.pop("timeout_s", 10),
                      **kw)
 
 

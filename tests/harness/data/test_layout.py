@@ -13,7 +13,7 @@ import pytest
 
 from harness.data import layout
 from harness.data.download import RetryPolicy
-from harness.data.fetch import FetchSpec, Outcome, fetch
+from harness.data.fetch import DataFetchSpec, Outcome, fetch
 from harness.data.records import plan_tasks
 from tests.harness.data.conftest import RECORDS, shards
 from tests.support.zenodo import ZenodoStandIn
@@ -40,7 +40,7 @@ def _zip(entries: list[tuple[str, bytes]], *, symlink: str | None = None) -> byt
 def _fetch_record(tmp_path: Path, task_files, files: dict[str, bytes]):
     with ZenodoStandIn() as server:
         server.add_record(RECORDS["tiny_tones"], files)
-        report = fetch(FetchSpec(out=tmp_path / "env", tasks=plan_tasks([str(task_files["tiny_tones"])]),
+        report = fetch(DataFetchSpec(out=tmp_path / "env", tasks=plan_tasks([str(task_files["tiny_tones"])]),
                                  api=server.api, retry=FAST, timeout_s=10))
         content_requests = server.statuses("/content")
     (result,) = report.results

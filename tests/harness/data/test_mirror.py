@@ -8,7 +8,7 @@ import json
 
 from harness.cli import main
 from harness.data import layout
-from harness.data.fetch import FetchSpec, Outcome, fetch
+from harness.data.fetch import DataFetchSpec, Outcome, fetch
 from harness.data.manifest import read_manifest, verify_env
 from tests.harness.data.conftest import FAST, RECORDS, copy_env, shards
 from tests.support.zenodo import ZenodoStandIn
@@ -54,7 +54,7 @@ def test_a_mirror_is_held_to_xares_record_and_to_its_checksums(env, tmp_path, ta
     data[100] ^= 1
     (env / "tiny_esc" / "tiny_esc.zip").write_bytes(bytes(data))
     with ZenodoStandIn(static_root=env) as mirror:
-        report = fetch(FetchSpec(out=tmp_path / "out", tasks=tasks, api="http://127.0.0.1:9", mirror=mirror.base,
+        report = fetch(DataFetchSpec(out=tmp_path / "out", tasks=tasks, api="http://127.0.0.1:9", mirror=mirror.base,
                                  retry=FAST, timeout_s=10))
         assert "/tiny_tones/train-000000.tar" not in mirror.served_paths
     results = {r.name: r for r in report.results}
@@ -67,7 +67,7 @@ def test_a_mirror_is_held_to_xares_record_and_to_its_checksums(env, tmp_path, ta
 def test_a_mirror_without_the_task_says_so(tmp_path, tasks):
     (tmp_path / "empty").mkdir()
     with ZenodoStandIn(static_root=tmp_path / "empty") as mirror:
-        report = fetch(FetchSpec(out=tmp_path / "out", tasks=tasks, mirror=mirror.base, retry=FAST, timeout_s=10))
+        report = fetch(DataFetchSpec(out=tmp_path / "out", tasks=tasks, mirror=mirror.base, retry=FAST, timeout_s=10))
     for result in report.results:
         assert result.outcome is Outcome.FAILED and "does not have it" in result.detail
         assert "manifest.json" in result.error.expected

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from harness.cli import main
 from harness.data import layout
-from harness.data.fetch import FetchSpec, Outcome, fetch
+from harness.data.fetch import DataFetchSpec, Outcome, fetch
 from harness.data.manifest import Finding, TaskState, doctor_checks, verify_env, verify_task
 from tests.harness.data.conftest import FAST, RECORDS, shards
 
@@ -73,7 +73,7 @@ def test_a_second_fetch_repairs_exactly_the_damage(env, zenodo, tasks, generated
     _damage(env)
     (env / "tiny_tones" / "notes.txt").unlink()  # an extra file is the organizer's to remove
     zenodo.reset_counts()
-    report = fetch(FetchSpec(out=env, tasks=tasks, api=zenodo.api, retry=FAST, timeout_s=10))
+    report = fetch(DataFetchSpec(out=env, tasks=tasks, api=zenodo.api, retry=FAST, timeout_s=10))
     assert {r.name: r.outcome for r in report.results} == {"tiny_tones": Outcome.FETCHED,
                                                            "tiny_esc": Outcome.FETCHED}
     files = shards(generated, "tiny_tones")

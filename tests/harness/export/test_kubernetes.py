@@ -38,7 +38,8 @@ from harness.export.kubernetes import (
 from harness.layers.model import AGENT_DIR, image_ref
 from harness.sandbox.agent import AGENT_TARGET
 from harness.sandbox.egress import BLOCKED_RANGES
-from harness.sandbox.profiles import Stage, load_profile
+from harness.sandbox.profiles import load_profile
+from harness.stage_names import Stage
 from harness.stages.build import submission_layer, torch_version_for
 from tests.support.archives import (
     TEMPLATE_FILES,

@@ -10,7 +10,8 @@ import pytest
 
 from harness.layers.build import build_chain
 from harness.layers.model import runtime_layer, runtime_versions
-from harness.sandbox.profiles import Stage, load_profile
+from harness.sandbox.profiles import load_profile
+from harness.stage_names import Stage
 from harness.sandbox.run import run_stage
 from harness.sandbox.spec import Outcome, RunSpec
 

@@ -29,7 +29,8 @@ from harness.pipelines.score import ScoreSettings
 from harness.sandbox import engine
 from harness.sandbox import run as sandbox_run
 from harness.sandbox import warm as warmstart
-from harness.sandbox.profiles import Stage, load_profile
+from harness.sandbox.profiles import load_profile
+from harness.stage_names import Stage
 from harness.sandbox.run import run_stage
 from harness.sandbox.spec import Mount, Outcome, RunSpec
 from harness.stages import encode as encode_stage

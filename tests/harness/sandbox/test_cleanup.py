@@ -83,7 +83,7 @@ def test_interrupted_harness_removes_its_container(client, base_image, tmp_path,
 
 
 def test_cleanup_removes_leftovers_of_a_killed_harness_only(client, base_image, small_profile, tmp_path):
-    from harness.sandbox.profiles import Stage
+    from harness.stage_names import Stage
     from harness.sandbox.run import create_container
     from harness.sandbox.spec import RunSpec
 

@@ -14,7 +14,8 @@ import json
 import pytest
 
 from harness.errors import GpuUnavailable
-from harness.sandbox.profiles import Stage, load_profile
+from harness.sandbox.profiles import load_profile
+from harness.stage_names import Stage
 from harness.sandbox.spec import Outcome, RunSpec
 
 pytestmark = pytest.mark.gpu

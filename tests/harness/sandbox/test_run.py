@@ -9,7 +9,7 @@ import json
 import pytest
 
 from harness.errors import UsageError
-from harness.sandbox.profiles import Stage
+from harness.stage_names import Stage
 from harness.sandbox.run import run_stage
 from harness.sandbox.spec import Mount, Outcome, RunSpec
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 import pytest
 
 from harness.errors import GpuUnavailable, UsageError
-from harness.sandbox.profiles import Stage, load_profile
+from harness.sandbox.profiles import load_profile
+from harness.stage_names import Stage
 from harness.sandbox.run import create_container, run_stage
 from harness.sandbox.spec import RunSpec
 

@@ -15,7 +15,8 @@ from harness.layers.build import build_chain
 from harness.layers.model import AGENT_DIR, runtime_layer
 from harness.sandbox import engine
 from harness.sandbox.agent import AGENT_TARGET
-from harness.sandbox.profiles import Stage, load_profile
+from harness.sandbox.profiles import load_profile
+from harness.stage_names import Stage
 from harness.sandbox.spec import Mount, Outcome
 from harness.sandbox.warm import WarmStage
 

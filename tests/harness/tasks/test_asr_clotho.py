@@ -26,7 +26,8 @@ from harness.layers.model import runtime_layer
 from harness.pipelines.score import ScoreSettings
 from harness.sandbox import engine
 from harness.sandbox import run as sandbox_run
-from harness.sandbox.profiles import Stage, load_profile
+from harness.sandbox.profiles import load_profile
+from harness.stage_names import Stage
 from harness.sandbox.spec import Mount, Outcome, RunSpec
 from harness.tasks import models
 from harness.tasks.arguments import resolve_tasks

@@ -357,7 +357,8 @@ def runtime_image(client):
 
 
 def _run_runtime(client, image, code, mounts, log: Path, *, workdir="/work", wall=600.0) -> dict:
-    from harness.sandbox.profiles import Stage, load_profile
+    from harness.sandbox.profiles import load_profile
+    from harness.stage_names import Stage
     from harness.sandbox.run import run_stage
     from harness.sandbox.spec import Outcome, RunSpec
 

@@ -187,9 +187,9 @@ def test_fetch_spec_defaults_and_refusals(tmp_path, monkeypatch):
     assert models.default_endpoint() == "https://hf-mirror.example"
     assert models.endpoint_host("https://huggingface.co") == "huggingface.co"
     with pytest.raises(UsageError, match="nothing to fetch"):
-        models.FetchSpec(tmp_path, (), "img", None, tmp_path)
+        models.ModelFetchSpec(tmp_path, (), "img", None, tmp_path)
     with pytest.raises(UsageError, match="not a URL"):
-        models.FetchSpec(tmp_path, ("qwen2",), "img", None, tmp_path, endpoint="huggingface.co")
+        models.ModelFetchSpec(tmp_path, ("qwen2",), "img", None, tmp_path, endpoint="huggingface.co")
 
 
 def test_fetch_from_an_unreachable_hub_is_an_infrastructure_error_naming_the_host(client, tmp_path):
