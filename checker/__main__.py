@@ -46,7 +46,7 @@ from typing import Any, Callable, Iterator
 
 from checker import discover
 from checker.junit import junit_xml
-from checker.jobs import level_of
+from checker.jobs import DEFAULT_MAX_SECONDS, level_of
 from checker.report import CheckReport, CheckResult, CheckStatus, Phase, clip_text
 from checker.verdict import Outcome, Summary, summarise
 
@@ -431,8 +431,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--encoder", help="FILE.py:ClassName relative to a folder PATH (as aecc validate --encoder)")
     parser.add_argument("--json-out", help="write the JSON report (schema: validation-report.schema.json)")
     parser.add_argument("--junit-out", help="write a JUnit XML report (one test case per check)")
-    parser.add_argument("--max-seconds", type=float, default=600.0,
-                        help="time budget of the checks; lengths that would exceed it are skipped (default 600)")
+    parser.add_argument("--max-seconds", type=float, default=DEFAULT_MAX_SECONDS,
+                        help="time budget of the checks; lengths that would exceed it are skipped "
+                             f"(default {DEFAULT_MAX_SECONDS:g})")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                         help="auto: CUDA when a GPU is visible (default)")
     parser.add_argument("--strict", action="store_true",

@@ -17,6 +17,7 @@ import traceback
 from typing import Any, Callable
 
 from checker.report import CheckReport, CheckResult, CheckStatus, Phase, clip_text
+from checker.jobs import DEFAULT_MAX_SECONDS
 from checker.watchdog import Call, Watchdog
 
 P, F, W, S = CheckStatus.PASSED, CheckStatus.FAILED, CheckStatus.WARNING, CheckStatus.SKIPPED
@@ -144,7 +145,7 @@ class Options:
     encoder_class: str
     report_path: str
     phase: Phase = Phase.CHECK
-    max_seconds: float = 600.0
+    max_seconds: float = DEFAULT_MAX_SECONDS
     device: str = "auto"
 
     def __post_init__(self) -> None:

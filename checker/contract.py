@@ -94,7 +94,7 @@ from checker.common import (
     setup,
 )
 from checker.forward_checks import ForwardChecks
-from checker.jobs import ATTRIBUTE_RANGES
+from checker.jobs import ATTRIBUTE_RANGES, DEFAULT_MAX_SECONDS
 from checker.report import CheckReport, CheckResult, Phase, clip_text
 
 __all__ = ["CHECK_IDS", "DEPENDS", "Checker", "main"]
@@ -376,8 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--encoder", required=True, help="FILE.py:ClassName, FILE relative to --submission")
     parser.add_argument("--report", required=True, help="where to write the JSON report")
     parser.add_argument("--phase", choices=[p.value for p in Phase], default=Phase.CHECK.value)
-    parser.add_argument("--max-seconds", type=float, default=600.0,
-                        help="time budget; lengths that would exceed it are skipped (default 600)")
+    parser.add_argument("--max-seconds", type=float, default=DEFAULT_MAX_SECONDS,
+                        help=f"time budget; lengths that would exceed it are skipped (default {DEFAULT_MAX_SECONDS:g})")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     return parser
 

@@ -49,6 +49,8 @@ class Mode(str, enum.Enum):
 DEFAULT_MODE = Mode.UNIQUE
 DEFAULT_REPEATS = 3
 DEFAULT_SEED = 0
+#: the in-container checks' time budget (`aecc validate/score/export --max-seconds`, `python -m checker`)
+DEFAULT_MAX_SECONDS = 600.0
 
 
 def derive_seed(base: int, *parts: object) -> int:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from checker.jobs import DEFAULT_MAX_SECONDS
+
 from harness.cli.common import console
 
 
@@ -37,7 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     k.add_argument("--output-size", default="50GiB", help="size of each submission's output claim (default 50GiB)")
     k.add_argument("--encode-tasks", type=int, default=1, metavar="N",
                    help="tasks one encode Job encodes: its deadline is N x the stage's wall clock + 60 s")
-    k.add_argument("--max-seconds", type=float, default=600.0, help="time budget of the in-container checks")
+    k.add_argument("--max-seconds", type=float, default=DEFAULT_MAX_SECONDS,
+                   help=f"time budget of the in-container checks (default {DEFAULT_MAX_SECONDS:g} s)")
     k.add_argument("--ttl-after-finished", default="168h", metavar="DURATION",
                    help="delete finished Jobs after this long (default 168h)")
     k.set_defaults(func=run)

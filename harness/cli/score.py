@@ -8,7 +8,7 @@ import argparse
 import os
 from pathlib import Path
 
-from checker.jobs import DEFAULT_MODE, DEFAULT_REPEATS, DEFAULT_SEED, Mode
+from checker.jobs import DEFAULT_MAX_SECONDS, DEFAULT_MODE, DEFAULT_REPEATS, DEFAULT_SEED, Mode
 from harness.bulk.backends import Backend
 from harness.cli.common import add_build_flags, build_options, console, default_profile
 from harness.errors import UsageError
@@ -51,7 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"base seed; per-task seeds derive from it and the task only (default {DEFAULT_SEED})")
     s.add_argument("--no-warm-start", action="store_true",
                    help="start prepare and score only when their inputs are ready (slower; for comparison)")
-    s.add_argument("--max-seconds", type=float, default=600.0, help="time budget of the in-container checks")
+    s.add_argument("--max-seconds", type=float, default=DEFAULT_MAX_SECONDS,
+                   help=f"time budget of the in-container checks (default {DEFAULT_MAX_SECONDS:g} s)")
     add_build_flags(s, resolve=True)
     cluster = s.add_argument_group("cluster (--backend slurm: one Slurm array task per submission; RESULTS and the "
                                    "inbox on the cluster's shared file system)")

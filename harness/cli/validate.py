@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from checker.jobs import DEFAULT_MAX_SECONDS
+
 from harness.cli.common import (
     add_build_flags,
     build_options,
@@ -21,7 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--encoder", help="FILE.py:ClassName, when the encoder cannot be found automatically")
     v.add_argument("--profile", help="sandbox profile (default: t4 with a GPU, else cpu)")
     v.add_argument("--gpu", help="GPU UUID or index to pin (t4 profile)")
-    v.add_argument("--max-seconds", type=float, default=600.0, help="time budget of the in-container checks")
+    v.add_argument("--max-seconds", type=float, default=DEFAULT_MAX_SECONDS,
+                   help=f"time budget of the in-container checks (default {DEFAULT_MAX_SECONDS:g} s)")
     v.add_argument("--json-out", help="write the JSON report (schema: harness/schemas/validation-report.schema.json)")
     v.add_argument("--junit-out", help="write a JUnit XML report (one test case per check)")
     v.add_argument("--strict", action="store_true",

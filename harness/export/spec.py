@@ -13,6 +13,8 @@ import enum
 import re
 from pathlib import Path
 
+from checker.jobs import DEFAULT_MAX_SECONDS
+
 from harness.errors import UsageError
 from harness.export.resolve import ExportImage
 from harness.sandbox.profiles import SandboxProfile
@@ -103,7 +105,7 @@ class ExportSpec:
     storage_class: str | None = None  # None: the cluster's default StorageClass
     output_bytes: int = 50 * 1024**3  # the per-submission output claim (reports, embeddings)
     encode_tasks: int = 1  # tasks one encode Job encodes: its deadline is this many stage clocks
-    max_seconds: float = 600.0  # the contract checker's own time budget, as `aecc validate` passes it
+    max_seconds: float = DEFAULT_MAX_SECONDS  # the contract checker's own time budget, as `aecc validate` passes it
     ttl_after_finished_s: float = 7 * 24 * 3600.0
 
     def __post_init__(self) -> None:

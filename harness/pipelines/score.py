@@ -36,6 +36,7 @@ from typing import Any, Callable, Mapping
 
 from checker.jobs import (
     CHECK_LEVELS,
+    DEFAULT_MAX_SECONDS,
     DEFAULT_MODE,
     DEFAULT_REPEATS,
     DEFAULT_SEED,
@@ -87,7 +88,7 @@ class ScoreSettings:
     warm_start: bool = True
     block_on: frozenset[str] = frozenset()
     rescore: bool = False
-    max_seconds: float = 600.0
+    max_seconds: float = DEFAULT_MAX_SECONDS
     models: Path | None = None  # the offline model store (`aecc models fetch`), for the score stage only
 
     def __post_init__(self) -> None:

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from checker.jobs import Level
+from checker.jobs import DEFAULT_MAX_SECONDS, Level
 from checker.report import CheckStatus
 from checker.verdict import RULE_CHECK_IDS
 from harness import paths
@@ -46,7 +46,7 @@ class ValidateSpec:
     encoder: str | None = None
     profile: str = "cpu"
     gpu: str | None = None
-    max_seconds: float = 600.0
+    max_seconds: float = DEFAULT_MAX_SECONDS
     strict: bool = False  # advisories fail the run too
 
     def __post_init__(self) -> None:

@@ -14,6 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from checker.jobs import DEFAULT_MAX_SECONDS
+
 from harness import paths
 from harness.sandbox.agent import run_contract
 from harness.sandbox.profiles import SandboxProfile
@@ -29,7 +31,7 @@ class CheckSpec:
     profile: SandboxProfile
     log_dir: Path
     gpu: str | None = None
-    max_seconds: float = 600.0
+    max_seconds: float = DEFAULT_MAX_SECONDS
 
 
 @dataclasses.dataclass(frozen=True)

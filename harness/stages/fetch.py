@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from checker.jobs import EncoderAttributes, attribute_problems
+from checker.jobs import DEFAULT_MAX_SECONDS, EncoderAttributes, attribute_problems
 from harness import paths
 from harness.sandbox.agent import run_contract
 from harness.sandbox.profiles import SandboxProfile
@@ -30,7 +30,7 @@ class FetchSpec:
     profile: SandboxProfile
     log_dir: Path
     ca_bundle: Path | None = None
-    max_seconds: float = 600.0
+    max_seconds: float = DEFAULT_MAX_SECONDS
 
 
 @dataclasses.dataclass(frozen=True)
