@@ -53,18 +53,19 @@ from harness.errors import BuildFailed, SubmissionError, UsageError
 from harness.journal import Journal, StageState, SubmissionState
 from harness.layers.model import AGENT_DIR, XARES_VERSION, harness_commit, tree_hash
 from harness.layers.options import BuildOptions
-from harness.results import Check, CheckStatus, ScoreResult, TaskOutcome, TaskResult, summarise_checks
+from harness.results import CheckStatus, ScoreResult, TaskOutcome, TaskResult, summarise_checks
 from harness.safeio import write_atomic
 from harness.sandbox.profiles import SandboxProfile
 from harness.stage_names import Stage
-from harness.sandbox.spec import Outcome, RunResult
+from harness.sandbox.spec import RunResult
 from harness.slots import Slots
 from harness.stages import encode as encode_stage
 from harness.stages import prepare as prepare_stage
 from harness.stages import score as score_stage
 from harness.stages.build import SubmissionImage, build_submission
 from harness.stages.check import CheckSpec, check
-from harness.stages.fetch import Fetched, FetchSpec, fetch
+from harness.stages.contract_run import ContractRun, RunVerdict
+from harness.stages.fetch import FetchSpec, fetch
 from harness.stages.intake import Submission
 from harness.tasks.arguments import TaskRef
 
@@ -374,14 +375,9 @@ def _score_one(ctx: Context, submission: Submission, arrivals: list[dict], state
             say("check: the contract checker, network off")
             journal.stage(sha, Stage.CHECK, StageState.RUNNING, key=check_key, gpu=gpu)
             checked = check(ctx.client, CheckSpec(submission, built.image, ctx.profile, logs, gpu, settings.max_seconds))
-        checked.run.raise_for_infra()
-        if checked.checker_error:
-            from harness.errors import InfraError
-
-            raise InfraError("the contract checker itself failed (a harness bug, not the submission)",
-                             found=(checked.report or {}).get("error", "")[-500:], log_path=checked.run.log_path)
+        checked.raise_for_infra()
         timer.resources["check"] = _resources(checked.run)
-        checks_summary = _check_summary(checked, settings)
+        checks_summary = _check_summary(checked, ctx.profile, settings)
         if checked.report is not None:
             _write_json(out_dir / CHECK_REPORT, checked.report)
         journal.stage(sha, Stage.CHECK, StageState.DONE if not checks_summary["blocking"] else StageState.FAILED,
@@ -529,39 +525,22 @@ def _image_id(client: Any, ref: str) -> str | None:
         return None
 
 
-def _attributes_or_exclude(journal: Journal, sha: str, key: str, fetched: Fetched) -> EncoderAttributes:
+def _attributes_or_exclude(journal: Journal, sha: str, key: str, fetched: ContractRun) -> EncoderAttributes:
     """The attributes, or the submission excluded with what went wrong at construction."""
-    fetched.run.raise_for_infra()
-    if fetched.checker_error:
-        from harness.errors import InfraError
-
-        raise InfraError("the contract checker itself failed in the fetch stage (a harness bug)",
-                         found=(fetched.report or {}).get("error", "")[-500:], log_path=fetched.run.log_path)
-    if fetched.attributes is not None:
+    fetched.raise_for_infra()
+    if fetched.verdict is RunVerdict.OK and fetched.attributes is not None:
         return fetched.attributes
-    failed = "; ".join(f"{c['id']}: {c['message']}" for c in fetched.failed_checks)
-    if fetched.run.outcome is not Outcome.OK:
-        failed = f"the fetch stage ended with {fetched.run.outcome.value}: {fetched.run.detail}" + (
-            f"; {failed}" if failed else "")
-    found = failed or "; ".join(fetched.attribute_problems) or fetched.problem or fetched.run.log_tail(800).strip()
+    found = fetched.failure()
     journal.stage(sha, Stage.FETCH, StageState.FAILED, key=key, reason=found, log=str(fetched.run.log_path))
     raise SubmissionExcluded("fetch", "the encoder could not be constructed in the fetch stage",
                              expected="construction to succeed (network on) with attributes in range", found=found,
                              fix="run `aecc validate` on the submission", log_path=fetched.run.log_path)
 
 
-def _check_summary(checked: Any, settings: ScoreSettings) -> dict:
+def _check_summary(checked: ContractRun, profile: SandboxProfile, settings: ScoreSettings) -> dict:
     """The verdict (`checker.verdict`), the failures that exclude, and the rest that did not pass."""
-    run = checked.run
     report = checked.report
-    checks = [Check.from_agent(c, run.log_path) for c in checked.checks]
-    if run.outcome is not Outcome.OK:
-        checks.insert(0, Check("sandbox", CheckStatus.FAILED, f"the check stage ended with {run.outcome.value}: "
-                               f"{run.detail}", log=str(run.log_path)))
-    if report is None:
-        # No report: what X-ARES itself checks is not established, so the submission cannot be scored.
-        checks.insert(0, Check("check", CheckStatus.FAILED, checked.problem or "the contract checker wrote no report",
-                               log=str(run.log_path), level=Level.RULE))
+    checks = checked.lines(profile)  # the same lines `aecc validate` shows
     summary = summarise_checks(checks, expect_rule_checks=True)
     blocking_items = [i for i in summary.items if settings.blocks(i)]
     blocking_ids = {i.id for i in blocking_items}

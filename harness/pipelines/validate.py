@@ -21,19 +21,17 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from checker.jobs import DEFAULT_MAX_SECONDS, Level
+from checker.jobs import DEFAULT_MAX_SECONDS
 from checker.report import CheckStatus
-from checker.verdict import RULE_CHECK_IDS
 from harness import paths
 from harness.errors import BuildFailed, SubmissionError, UsageError
 from harness.layers.options import BuildOptions, require_upload_times
 from harness.results import Check, ValidationReport, Verdict
 from harness.sandbox.gpu import pin_gpu
-from harness.sandbox.profiles import SandboxProfile, load_profile
-from harness.stage_names import Stage
-from harness.sandbox.spec import Outcome, RunResult
+from harness.sandbox.profiles import load_profile
 from harness.stages.build import build_submission
 from harness.stages.check import CheckSpec, check
+from harness.stages.contract_run import RunVerdict
 from harness.stages.fetch import FetchSpec, fetch
 from harness.stages.intake import intake
 
@@ -52,21 +50,6 @@ class ValidateSpec:
     def __post_init__(self) -> None:
         if not self.max_seconds > 0:
             raise UsageError("--max-seconds must be positive", expected="> 0", found=str(self.max_seconds))
-
-
-def sandbox_failure(step: str, result: RunResult, profile: SandboxProfile) -> Check:
-    """A sandbox run that ended badly, as a failed check naming the limit that was hit: `fetch`
-    (rule: the encoder never constructed) or, for the check stage, `sandbox` (scoring: the checks
-    it did not reach are in the verdict, and a rule check among them still excludes)."""
-    fixes = {
-        Outcome.OOM: f"keep host memory under {profile.memory_bytes / 2**30:g} GiB (Colab T4: 12 GB RAM)",
-        Outcome.GPU_OOM: "keep GPU memory under the T4's 15 GiB",
-        Outcome.TIMEOUT: f"make the {step} stage finish within {profile.stage(Stage(step)).wall_clock_s:g} s",
-        Outcome.FAILED: "read the log; run the same command locally",
-    }
-    return Check("fetch" if step == "fetch" else "sandbox", F,
-                 f"the {step} stage ended with {result.outcome.value}: {result.detail}",
-                 fix=fixes.get(result.outcome), log=str(result.log_path), found=result.log_tail(600).strip() or None)
 
 
 def validate(client: Any, spec: ValidateSpec, build_options: BuildOptions | None = None, *,
@@ -146,27 +129,9 @@ def validate(client: Any, spec: ValidateSpec, build_options: BuildOptions | None
                                       spec.max_seconds))
     timed("fetch", t0)
     logs["fetch"] = str(fetched.run.log_path)
-    if fetched.run.outcome.is_infra_failure:
-        checks.append(Check("fetch", F, f"infrastructure: {fetched.run.detail}", log=str(fetched.run.log_path)))
-        return finish(Verdict.ERROR)
-    if fetched.run.outcome is not Outcome.OK:
-        checks.append(sandbox_failure("fetch", fetched.run, profile))
-        checks.extend(Check.from_agent(c, fetched.run.log_path) for c in fetched.failed_checks)
-        return finish(Verdict.FAILED)
-    if fetched.report is None:
-        checks.append(Check("fetch", F, fetched.problem or "no report", log=str(fetched.run.log_path),
-                            found=fetched.run.log_tail(600).strip() or None))
-        return finish(Verdict.FAILED)
-    if fetched.checker_error:
-        checks.append(Check("fetch", F, "the contract checker itself failed (harness bug)",
-                            log=str(fetched.run.log_path)))
-        return finish(Verdict.ERROR)
-    if fetched.failed_checks:
-        checks.append(Check("fetch", F, "the encoder did not construct with network on",
-                            log=str(fetched.run.log_path)))
-        checks.extend(Check.from_agent(c, fetched.run.log_path) for c in fetched.failed_checks)
-        return finish(Verdict.FAILED)
-    checks.append(Check("fetch", P, "constructed with network on; downloads cached"))
+    checks.extend(fetched.lines(profile))
+    if fetched.verdict is not RunVerdict.OK:
+        return finish(Verdict.ERROR if fetched.verdict is RunVerdict.INFRA_FAILURE else Verdict.FAILED)
 
     t0 = time.monotonic()
     progress(f"check: running the contract checker in the sandbox ({profile.name} profile, network off)")
@@ -174,29 +139,14 @@ def validate(client: Any, spec: ValidateSpec, build_options: BuildOptions | None
     timed("check", t0)
     run = checked.run
     logs["check"] = str(run.log_path)
-    if run.outcome.is_infra_failure:
-        checks.append(Check("check", F, f"infrastructure: {run.detail}", log=str(run.log_path)))
+    checks.extend(checked.lines(profile))
+    if checked.verdict is RunVerdict.INFRA_FAILURE:
         return finish(Verdict.ERROR)
     resources.update(peak_host_memory_bytes=run.peak_memory_bytes, host_memory_limit_bytes=profile.memory_bytes,
                      peak_gpu_memory_bytes=run.peak_gpu_bytes,
                      gpu_memory_limit_bytes=profile.gpu.memory_bytes if profile.gpu else None)
-    if run.outcome is not Outcome.OK:
-        # Every check the progressive report holds: those that passed before the limit count.
-        checks.append(sandbox_failure("check", run, profile))
-        checks.extend(Check.from_agent(c, run.log_path) for c in checked.checks)
-        reached = {c["id"] for c in checked.checks}
-        checks.extend(Check(i, CheckStatus.SKIPPED, f"not run: the check stage ended with {run.outcome.value} "
-                            "before it") for i in RULE_CHECK_IDS if i not in reached)
+    if checked.verdict is RunVerdict.SUBMISSION_FAILURE:
+        # Every check the progressive report holds counts: those that passed before the limit, too.
         return finish(Verdict.FAILED)
-    if checked.report is None:
-        checks.append(Check("check", F, checked.problem or "no report", log=str(run.log_path),
-                            found=run.log_tail(600).strip() or None, level=Level.RULE))
-        return finish(Verdict.FAILED)
-    if checked.checker_error:
-        checks.append(Check("check", F, "the contract checker itself failed (harness bug)", log=str(run.log_path)))
-        return finish(Verdict.ERROR)
-    checks.append(Check("sandbox", P, f"check stage ran in {run.duration_s:.1f} s, "
-                                      f"peak host memory {(run.peak_memory_bytes or 0) / 2**20:.0f} MiB"))
-    checks.extend(Check.from_agent(c, run.log_path) for c in checked.checks)
     checker = {k: checked.report.get(k) for k in ("environment", "throughput", "timings", "resources")}
     return finish(Verdict.PASSED, checker)

@@ -19,7 +19,8 @@ from checker.jobs import DEFAULT_MAX_SECONDS
 from harness import paths
 from harness.sandbox.agent import run_contract
 from harness.sandbox.profiles import SandboxProfile
-from harness.sandbox.spec import Outcome, RunResult
+from harness.stage_names import Stage
+from harness.stages.contract_run import ContractRun
 from harness.stages.fetch import cache_dir
 from harness.stages.intake import Submission
 
@@ -34,30 +35,7 @@ class CheckSpec:
     max_seconds: float = DEFAULT_MAX_SECONDS
 
 
-@dataclasses.dataclass(frozen=True)
-class Checked:
-    run: RunResult
-    report: dict[str, Any] | None
-    problem: str | None
-
-    @property
-    def checks(self) -> list[dict]:
-        return list((self.report or {}).get("checks", []))
-
-    @property
-    def failed_checks(self) -> list[dict]:
-        return [c for c in self.checks if c["status"] == "failed"]
-
-    @property
-    def checker_error(self) -> bool:
-        return bool(self.report) and self.report["status"] == "error"
-
-    @property
-    def ok(self) -> bool:
-        return self.run.outcome is Outcome.OK and self.report is not None and self.report["status"] == "passed"
-
-
-def check(client: Any, spec: CheckSpec) -> Checked:
+def check(client: Any, spec: CheckSpec) -> ContractRun:
     """Run every contract check; the submission's failures are in the result, never raised."""
     with tempfile.TemporaryDirectory(prefix="check-", dir=paths.scratch()) as tmp:
         out = Path(tmp)
@@ -66,4 +44,4 @@ def check(client: Any, spec: CheckSpec) -> Checked:
             client, spec.profile, image=spec.image, encoder=spec.submission.encoder.spec, phase="check", out=out,
             cache=cache_dir(spec.submission), log_path=spec.log_dir / "check.log", max_seconds=spec.max_seconds,
             gpu=spec.gpu)
-    return Checked(run=run, report=report, problem=problem)
+    return ContractRun(Stage.CHECK, run, report, problem)

@@ -19,7 +19,8 @@ from checker.jobs import DEFAULT_MAX_SECONDS, EncoderAttributes, attribute_probl
 from harness import paths
 from harness.sandbox.agent import run_contract
 from harness.sandbox.profiles import SandboxProfile
-from harness.sandbox.spec import Outcome, RunResult
+from harness.stage_names import Stage
+from harness.stages.contract_run import ContractRun
 from harness.stages.intake import Submission
 
 
@@ -33,33 +34,6 @@ class FetchSpec:
     max_seconds: float = DEFAULT_MAX_SECONDS
 
 
-@dataclasses.dataclass(frozen=True)
-class Fetched:
-    """How the fetch phase ended: the sandbox's outcome, the checker's report and the attributes.
-
-    `attributes` is set only when construction succeeded and every attribute is in range."""
-
-    run: RunResult
-    report: dict[str, Any] | None
-    problem: str | None  # why the report cannot be used (missing, oversize, off-schema)
-    attributes: EncoderAttributes | None
-    attribute_problems: tuple[str, ...] = ()
-
-    @property
-    def failed_checks(self) -> list[dict]:
-        return [c for c in (self.report or {}).get("checks", []) if c["status"] == "failed"]
-
-    @property
-    def checker_error(self) -> bool:
-        """The checker itself failed (a harness bug), not the submission."""
-        return bool(self.report) and self.report["status"] == "error"
-
-    @property
-    def ok(self) -> bool:
-        return (self.run.outcome is Outcome.OK and self.report is not None and not self.failed_checks
-                and not self.checker_error and self.attributes is not None)
-
-
 def cache_dir(submission: Submission) -> Path:
     """The submission's download cache: written by fetch (uid 10001), read-only to every later stage."""
     cache = paths.subdir("cache") / submission.sha256
@@ -68,7 +42,7 @@ def cache_dir(submission: Submission) -> Path:
     return cache
 
 
-def fetch(client: Any, spec: FetchSpec) -> Fetched:
+def fetch(client: Any, spec: FetchSpec) -> ContractRun:
     """Run the fetch phase; never raises for the submission's failures, which the result carries.
 
     An infrastructure outcome (`run.outcome.is_infra_failure`) comes back as it is: the caller
@@ -88,4 +62,4 @@ def fetch(client: Any, spec: FetchSpec) -> Fetched:
             problems = tuple(found)
         else:
             attributes = EncoderAttributes.from_dict(report["attributes"])
-    return Fetched(run=run, report=report, problem=problem, attributes=attributes, attribute_problems=problems)
+    return ContractRun(Stage.FETCH, run, report, problem, attributes=attributes, attribute_problems=problems)
