@@ -34,6 +34,7 @@ from harness.journal import EventKind, Journal, Leases, SubmissionState
 from harness.layers.build import build_chain
 from harness.layers.model import XARES_VERSION, runtime_layer
 from harness.layers.options import BuildOptions, require_upload_times
+from harness.mail.config import MailOptions, is_mail_url
 from harness.pipelines.score import (
     Context,
     ScoreSettings,
@@ -51,7 +52,7 @@ ATTACHMENTS = "inbox"
 
 @dataclasses.dataclass(frozen=True)
 class BatchSpec:
-    inputs: tuple[Path, ...]
+    inputs: tuple[Path | str, ...]  # paths, and IMAP addresses (str: imaps://USER@HOST/FOLDER)
     out: Path
     settings: ScoreSettings
     profile: str = "cpu"
@@ -62,10 +63,13 @@ class BatchSpec:
     backoff_s: float = 10.0
     latest_per_sender: bool = False
     key: Path | None = None  # the Ed25519 private key results are signed with
+    mail: MailOptions | None = None  # IMAP and answers (harness.mail); None: neither
 
     def to_dict(self) -> dict:
         """Plain data a cluster job reads back (`from_dict`): the same settings on every node."""
-        return {"inputs": [str(Path(p).absolute()) for p in self.inputs], "out": str(Path(self.out).absolute()),
+        return {"inputs": [p if is_mail_url(p) else str(Path(p).absolute()) for p in self.inputs],
+                "mail": self.mail.to_dict() if self.mail is not None else None,
+                "out": str(Path(self.out).absolute()),
                 "profile": self.profile, "encoder": self.encoder, "gpu": self.gpu, "jobs": self.jobs,
                 "retries": self.retries, "backoff_s": self.backoff_s, "latest_per_sender": self.latest_per_sender,
                 "key": str(self.key) if self.key else None, "settings": self.settings.to_dict()}
@@ -73,7 +77,9 @@ class BatchSpec:
     @classmethod
     def from_dict(cls, data: dict) -> "BatchSpec":
         settings = ScoreSettings.from_dict(data["settings"])
-        return cls(inputs=tuple(Path(p) for p in data["inputs"]), out=Path(data["out"]), settings=settings,
+        return cls(inputs=tuple(p if is_mail_url(p) else Path(p) for p in data["inputs"]), out=Path(data["out"]),
+                   settings=settings,
+                   mail=MailOptions.from_dict(data["mail"]) if data.get("mail") else None,
                    profile=data["profile"], encoder=data["encoder"], gpu=data["gpu"], jobs=data["jobs"],
                    retries=data["retries"], backoff_s=data["backoff_s"], latest_per_sender=data["latest_per_sender"],
                    key=Path(data["key"]) if data["key"] else None)
@@ -129,14 +135,19 @@ def arrival_record(arrival: Any) -> dict:
             "file_name": arrival.file_name,
             "sender": arrival.sender, "sender_address": arrival.sender_address, "date": arrival.date,
             "subject": arrival.subject, "message_id": arrival.message_id, "warnings": list(arrival.warnings),
+            "received": arrival.received, "no_reply": arrival.no_reply, "references": arrival.references,
             "report": None if report is None else {"file_name": report.file_name, "pages": report.pages,
                                                    "sha256": report.sha256, "problem": report.problem}}
 
 
 def run_batch(client: Any, spec: BatchSpec, build_options: BuildOptions | None = None, *,
               progress: Callable[[str, str], None] = lambda sha, message: print(sha[:12], message),
-              on_plan: Callable[[list[Planned], Capacity], None] | None = None) -> BatchOutcome:
+              on_plan: Callable[[list[Planned], Capacity], None] | None = None,
+              on_checked: Callable[[str], None] | None = None) -> BatchOutcome:
     """Score every submission of `spec.inputs` on this host; resumable; returns what became of each.
+
+    `on_checked(sha256)` is called, in the submission's worker, when its check stage has ended
+    (now or in an earlier run): the mail loop answers the sender then, before scoring.
 
     Raises:
         UsageError: bad arguments or inputs, before any work.
@@ -147,6 +158,8 @@ def run_batch(client: Any, spec: BatchSpec, build_options: BuildOptions | None =
     from harness.sandbox.cleanup import cleanup
 
     cleanup(client)  # what a killed run left behind (only containers of dead harness processes)
+    if on_checked is not None:
+        progress = _tap_check(progress, on_checked)
     planned, refused, unusable, errors = plan_batch(spec, progress=progress)
     worker = Worker(client, spec, build_options, progress=progress, signer=signer)
     try:
@@ -182,7 +195,12 @@ def plan_batch(spec: BatchSpec, *, progress: Callable[[str, str], None] = lambda
     out.mkdir(parents=True, exist_ok=True)
     journal = Journal(out)
     try:
-        inbox = inbox_mod.read_inbox(list(spec.inputs), out / ATTACHMENTS)
+        if spec.mail is not None or any(is_mail_url(p) for p in spec.inputs):
+            from harness.mail.loop import read_inbox
+
+            inbox = read_inbox(spec, journal, out / ATTACHMENTS, say=lambda m: progress("-" * 64, m))
+        else:
+            inbox = inbox_mod.read_inbox(list(spec.inputs), out / ATTACHMENTS)
         errors: dict[str, Exception] = {}
         planned, refused = _plan(journal, inbox, spec, progress, errors)
         return planned, refused, len(inbox.unusable), errors
@@ -297,7 +315,8 @@ def _plan(journal: Journal, inbox: Any, spec: BatchSpec, progress: Callable[[str
             journal.append(EventKind.UNUSABLE, data={
                 "source": item.source, "reason": item.reason.value, "detail": item.detail, "sender": item.sender,
                 "sender_address": item.sender_address, "date": item.date, "subject": item.subject,
-                "message_id": item.message_id})
+                "message_id": item.message_id, "received": item.received, "no_reply": item.no_reply,
+                "references": item.references})
     by_sha: dict[str, Planned] = {}
     refused = 0
     if spec.encoder and len(inbox.arrivals) != 1:
@@ -346,6 +365,18 @@ def _plan(journal: Journal, inbox: Any, spec: BatchSpec, progress: Callable[[str
                 p.superseded_by = sorted(winners)[0]
                 journal.submission(p.submission.sha256, SubmissionState.SUPERSEDED, superseded_by=p.superseded_by)
     return planned, refused
+
+
+def _tap_check(progress: Callable[[str, str], None], on_checked: Callable[[str], None]
+               ) -> Callable[[str, str], None]:
+    """`progress`, also calling `on_checked` on the check stage's messages (the pipeline says
+    "check: ..." when it starts, ends or resumes it; `on_checked` reads the journal to tell)."""
+    def tapped(sha: str, message: str) -> None:
+        progress(sha, message)
+        if message.startswith("check: ") and not message.startswith("check: the contract checker"):
+            on_checked(sha)
+
+    return tapped
 
 
 def _latest_date(planned: Planned, sender: str) -> str:

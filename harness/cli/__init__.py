@@ -26,6 +26,7 @@ from harness.cli import (
     status,
     validate,
     verify,
+    watch,
     worker,
 )
 from harness.cli.common import console
@@ -36,6 +37,8 @@ EPILOG = """examples:
   aecc validate my.zip                will this ZIP pass and run on a T4?
   aecc keys init --out keys/          the key pair results are signed with
   aecc score inbox.mbox zips/ --data ENV --task-set icme2025-final --out results/ --key keys/signing.key
+  aecc watch imaps://aecc@mail.example/INBOX --until 2025-04-30T23:59:59Z --reply smtps://aecc@mail.example ...
+                                      the same, from IMAP, answering each sender, until the deadline
   aecc status results/                where every submission stands (also during a run)
   aecc verify results/ --pubkey keys/signing.pub
   aecc leaderboard results/ --pubkey keys/signing.pub --out site/ --reference icme2025-final
@@ -46,7 +49,8 @@ EPILOG = """examples:
 """
 
 #: the command groups, in the order `aecc --help` lists them
-COMMANDS = (doctor, validate, score, status, verify, keys, leaderboard, images, models, data, sandbox, export, worker)
+COMMANDS = (doctor, validate, score, watch, status, verify, keys, leaderboard, images, models, data, sandbox, export,
+            worker)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,9 +15,31 @@ from harness.errors import UsageError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    s = sub.add_parser("score", help="score submissions (ZIPs, folders, .eml, mbox, Maildir) with X-ARES, resumably")
+    s = sub.add_parser("score", help="score submissions (ZIPs, folders, .eml, mbox, Maildir, IMAP) with X-ARES, "
+                                     "resumably")
+    add_score_flags(s)
+    add_mail_flags(s)
+    cluster = s.add_argument_group("cluster (--backend slurm: one Slurm array task per submission; RESULTS and the "
+                                   "inbox on the cluster's shared file system)")
+    cluster.add_argument("--backend", choices=("local", "slurm"), default="local",
+                         help="local: this host works through the batch (default); slurm: submit it to Slurm")
+    cluster.add_argument("--partition", help="Slurm partition of the jobs (default: the cluster's)")
+    cluster.add_argument("--gres", help="GRES per job (default gpu:1 when the profile has a GPU, none for cpu; "
+                                        "'none' for none)")
+    cluster.add_argument("--array-limit", type=int, metavar="N",
+                         help="at most N jobs of the batch at once (the array's %%N; default 4)")
+    cluster.add_argument("--wait", action="store_true",
+                         help="wait for every job, printing progress; exit code as the local backend's")
+    cluster.add_argument("--sbatch-arg", action="append", default=[], metavar="ARG",
+                         help="one more sbatch option, e.g. --sbatch-arg=--time=04:00:00 (repeatable)")
+    s.set_defaults(func=run)
+
+
+def add_score_flags(s: argparse.ArgumentParser) -> None:
+    """The inputs and scoring options `aecc score` and `aecc watch` share."""
     s.add_argument("inputs", nargs="+", metavar="INBOX",
-                   help="ZIP files, submission folders, folders of ZIPs, .eml files, mbox files, Maildirs")
+                   help="ZIP files, submission folders, folders of ZIPs, .eml files, mbox files, Maildirs, "
+                        "IMAP folders (imaps://USER@HOST[:PORT]/FOLDER, or imap:// with STARTTLS)")
     s.add_argument("--data", required=True, help="X-ARES env dir: one folder per task with <split>*.tar shards")
     which = s.add_mutually_exclusive_group(required=True)
     which.add_argument("--tasks", nargs="+", help="registry names or X-ARES task modules (*.py)")
@@ -54,20 +76,48 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--max-seconds", type=float, default=DEFAULT_MAX_SECONDS,
                    help=f"time budget of the in-container checks (default {DEFAULT_MAX_SECONDS:g} s)")
     add_build_flags(s, resolve=True)
-    cluster = s.add_argument_group("cluster (--backend slurm: one Slurm array task per submission; RESULTS and the "
-                                   "inbox on the cluster's shared file system)")
-    cluster.add_argument("--backend", choices=("local", "slurm"), default="local",
-                         help="local: this host works through the batch (default); slurm: submit it to Slurm")
-    cluster.add_argument("--partition", help="Slurm partition of the jobs (default: the cluster's)")
-    cluster.add_argument("--gres", help="GRES per job (default gpu:1 when the profile has a GPU, none for cpu; "
-                                        "'none' for none)")
-    cluster.add_argument("--array-limit", type=int, metavar="N",
-                         help="at most N jobs of the batch at once (the array's %%N; default 4)")
-    cluster.add_argument("--wait", action="store_true",
-                         help="wait for every job, printing progress; exit code as the local backend's")
-    cluster.add_argument("--sbatch-arg", action="append", default=[], metavar="ARG",
-                         help="one more sbatch option, e.g. --sbatch-arg=--time=04:00:00 (repeatable)")
-    s.set_defaults(func=run)
+
+
+def add_mail_flags(s: argparse.ArgumentParser) -> None:
+    """IMAP sources and answers to senders (docs/MAIL.md). Passwords never on the command line."""
+    mail = s.add_argument_group("mail (IMAP inboxes and answers to senders; docs/MAIL.md)")
+    mail.add_argument("--ca-file", metavar="PEM", help="CA certificates the IMAP and SMTP servers' certificates are "
+                                                       "checked against (default: the system's)")
+    mail.add_argument("--password-file", metavar="FILE",
+                      help="the mail password on its first line (default: $AECC_IMAP_PASSWORD / "
+                           "$AECC_SMTP_PASSWORD, then ~/.netrc)")
+    mail.add_argument("--allow-plaintext", action="store_true",
+                      help="allow imap:// and smtp:// without STARTTLS (the password crosses the network readable)")
+    mail.add_argument("--imap-done", metavar="FOLDER",
+                      help="move processed mail to this IMAP folder (default: flag it $AeccProcessed)")
+    mail.add_argument("--reply", metavar="SMTP_URL",
+                      help="answer each sender after the check: smtps://USER@HOST[:PORT] (or smtp:// with STARTTLS)")
+    mail.add_argument("--reply-from", metavar="ADDRESS", help="the answers' From (default: the SMTP user)")
+    mail.add_argument("--reply-dry-run", metavar="DIR", help="write the answers to DIR as .eml instead of sending")
+    mail.add_argument("--reply-scores", action="store_true",
+                      help="include scores in answers (they then wait for scoring); default: no scores")
+    mail.add_argument("--reply-cap", type=int, default=5, metavar="N",
+                      help="at most N answers per sender per hour (default 5)")
+
+
+def mail_options(args: argparse.Namespace, *, until: str | None = None, accept_late: bool = False) -> object | None:
+    """The MailOptions of the flags, or None when no mail flag and no IMAP input is given."""
+    from harness.mail.config import MailOptions, is_mail_url, parse_url
+
+    for source in args.inputs:
+        if is_mail_url(source):
+            parse_url(source, imap=True)  # a malformed address, or one with a password, before any work
+    given = any(getattr(args, n, None) not in (None, False) for n in
+                ("ca_file", "password_file", "allow_plaintext", "imap_done", "reply", "reply_from", "reply_dry_run",
+                 "reply_scores"))
+    if not given and until is None and not any(is_mail_url(p) for p in args.inputs):
+        return None
+    return MailOptions(ca_file=Path(args.ca_file) if args.ca_file else None,
+                       password_file=Path(args.password_file) if args.password_file else None,
+                       allow_plaintext=args.allow_plaintext, imap_done=args.imap_done, reply=args.reply,
+                       reply_from=args.reply_from,
+                       reply_dry_run=Path(args.reply_dry_run) if args.reply_dry_run else None,
+                       reply_scores=args.reply_scores, reply_cap=args.reply_cap, until=until, accept_late=accept_late)
 
 
 #: flags that mean nothing to the local backend (refused there rather than ignored)
@@ -75,11 +125,9 @@ SLURM_ONLY = ("partition", "gres", "array_limit", "wait", "sbatch_arg")
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.bulk.run import BatchSpec, describe_plan, run_batch
-    from harness.pipelines.score import ScoreSettings
+    from harness.bulk.run import describe_plan, run_batch
     from harness.report.live import Board
     from harness.sandbox import engine
-    from harness.attest import resolve_key_path
 
     out = console()
     backend = Backend(args.backend)
@@ -88,23 +136,11 @@ def run(args: argparse.Namespace) -> int:
         if given:
             raise UsageError(f"{', '.join(given)} only apply to --backend slurm", expected="--backend slurm with them",
                              found="--backend local", fix="add --backend slurm, or drop them")
-    key = resolve_key_path(args.key)
-    profile = args.profile
-    if profile is None and backend is Backend.SLURM:
-        # The submit host's own GPUs say nothing about the nodes': a GPU request says t4.
-        profile = "t4" if args.gres and args.gres.strip().lower().startswith("gpu") else default_profile()
-    tasks = chosen_tasks(args, profile or default_profile(), out)
-    settings = ScoreSettings(data=Path(args.data), tasks=tasks, mode=args.mode,
-                             repeats=args.repeats, seed=args.seed, warm_start=not args.no_warm_start,
-                             block_on=frozenset(args.block_on), rescore=args.rescore, max_seconds=args.max_seconds,
-                             models=Path(args.models) if args.models else None)
-    spec = BatchSpec(inputs=tuple(Path(p) for p in args.inputs), out=Path(args.out), settings=settings,
-                     profile=profile or default_profile(), encoder=args.encoder, gpu=args.gpu, jobs=args.jobs,
-                     retries=args.retries, backoff_s=float(os.environ.get("AECC_RETRY_BACKOFF_S", "10")),
-                     latest_per_sender=args.latest_per_sender,
-                     key=Path(key) if key else None)
-    if spec.key is None:
-        out.print("[yellow]no signing key (--key or AECC_SIGNING_KEY): results are written unsigned[/]")
+    mail = mail_options(args)
+    if backend is Backend.SLURM and mail is not None and mail.replying:
+        raise UsageError("answers to senders need --backend local", expected="--reply without --backend slurm",
+                         found="--backend slurm", fix="answer with `aecc watch` or a local `aecc score` run")
+    spec = batch_spec(args, backend, out, mail)
     if backend is Backend.SLURM:
         return _run_slurm(args, spec, out)
     board = Board(out, live=out.is_terminal)
@@ -116,13 +152,49 @@ def run(args: argparse.Namespace) -> int:
             board.add(p.submission.sha256, p.arrivals[0].get("sender") or str(p.arrivals[0].get("file_name")))
 
     with board:
-        outcome = run_batch(engine.connect(), spec, build_options(args), progress=board.progress, on_plan=on_plan)
+        if mail is None:
+            outcome = run_batch(engine.connect(), spec, build_options(args), progress=board.progress,
+                                on_plan=on_plan)
+        else:
+            from harness.cli.common import progress_printer
+            from harness.mail.loop import run_mail_batch
+
+            outcome = run_mail_batch(engine.connect(), spec, build_options(args), progress=board.progress,
+                                     on_plan=on_plan, say=progress_printer(out))
     from harness.bulk.status import collect
     from harness.report.status import render_status
 
     render_status(collect(spec.out), out)
     out.print(f"results: {spec.out}  (aecc status {spec.out})", highlight=False)
     return outcome.exit_code
+
+
+def batch_spec(args: argparse.Namespace, backend: Backend, out, mail) -> object:
+    """The BatchSpec of `aecc score`'s (and `aecc watch`'s) flags; the task plan printed first."""
+    from harness.attest import resolve_key_path
+    from harness.bulk.run import BatchSpec
+    from harness.mail.config import is_mail_url
+    from harness.pipelines.score import ScoreSettings
+
+    key = resolve_key_path(args.key)
+    profile = args.profile
+    if profile is None and backend is Backend.SLURM:
+        # The submit host's own GPUs say nothing about the nodes': a GPU request says t4.
+        profile = "t4" if args.gres and args.gres.strip().lower().startswith("gpu") else default_profile()
+    tasks = chosen_tasks(args, profile or default_profile(), out)
+    settings = ScoreSettings(data=Path(args.data), tasks=tasks, mode=args.mode,
+                             repeats=args.repeats, seed=args.seed, warm_start=not args.no_warm_start,
+                             block_on=frozenset(args.block_on), rescore=args.rescore, max_seconds=args.max_seconds,
+                             models=Path(args.models) if args.models else None)
+    spec = BatchSpec(inputs=tuple(p if is_mail_url(p) else Path(p) for p in args.inputs), out=Path(args.out),
+                     settings=settings, mail=mail,
+                     profile=profile or default_profile(), encoder=args.encoder, gpu=args.gpu, jobs=args.jobs,
+                     retries=args.retries, backoff_s=float(os.environ.get("AECC_RETRY_BACKOFF_S", "10")),
+                     latest_per_sender=args.latest_per_sender,
+                     key=Path(key) if key else None)
+    if spec.key is None:
+        out.print("[yellow]no signing key (--key or AECC_SIGNING_KEY): results are written unsigned[/]")
+    return spec
 
 
 def chosen_tasks(args: argparse.Namespace, profile: str, out) -> tuple:

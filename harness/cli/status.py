@@ -24,9 +24,27 @@ def run(args: argparse.Namespace) -> int:
     if not (results / "journal").is_dir():
         raise UsageError(f"{results} holds no journal", expected="the --out folder of an `aecc score` run",
                          found=str(results), fix="pass the folder given to `aecc score --out`")
+    from harness.mail.watch import watch_state
+
     doc = collect(results)
+    watching = watch_state(results)
     if args.json:
-        print_json(doc)
+        # The watch is beside the status document (status.schema.json), not inside it.
+        print_json(doc if watching is None else {**doc, "watch": watching})
     else:
         render_status(doc, console())
+        if watching is not None:
+            _render_watch(watching, console())
     return 0
+
+
+def _render_watch(watching: dict, out) -> None:
+    from rich.text import Text
+
+    answers = ", ".join(f"{n} {state}" for state, n in watching["answers"].items() if n) or "none"
+    lines = [f"watch: {watching['status']}, pid {watching['pid']} on {watching['host']}, since {watching['since']}, "
+             f"until {watching['until']}",
+             f"  {watching['passes']} pass(es), the last at {watching['last_pass']}; answers: {answers}",
+             f"  sources: {', '.join(watching['sources'])}"]
+    for line in lines:
+        out.print(Text(line), highlight=False)
