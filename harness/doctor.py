@@ -13,7 +13,7 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from harness.errors import HarnessError
 from harness.sandbox import engine as eng
@@ -67,6 +67,40 @@ class DoctorReport:
 
 def _gib(n: float) -> str:
     return f"{n / 1024**3:.1f} GiB"
+
+
+def data_checks(env: Path | str, tasks: Iterable[str] | None = None) -> list[Requirement]:
+    """`aecc doctor --data ENV`: one check per task folder (or named task), by sizes only (fast):
+    ok when ready, warn when placed by hand (no manifest), fail with the first problem otherwise."""
+    from harness.data.manifest import TaskState, verify_env
+
+    env = Path(env)
+    result = verify_env(env, list(tasks) if tasks else None, deep=False)
+    checks = []
+    if not env.is_dir():
+        return [Requirement("data", Status.FAIL, f"a task data folder at {env}", "missing",
+                            f"`aecc data fetch --task-set icme2025-final --out {env}`")]
+    ready = [t.task for t in result.tasks if t.state is TaskState.READY]
+    checks.append(Requirement("data", Status.OK if result.ok else Status.FAIL,
+                              f"task data under {env} that matches its manifests (sizes; `aecc data verify` reads "
+                              "the checksums)", f"{len(ready)} of {len(result.tasks)} task folder(s) ready",
+                              "" if result.ok else f"`aecc data verify {env}` names every problem"))
+    for t in result.tasks:
+        check_id = "data_" + re.sub(r"[^a-z_]", "_", t.task.lower())
+        if t.state is TaskState.READY:
+            checks.append(Requirement(check_id, Status.OK, f"task {t.task}: its manifest's files and the marker",
+                                      f"ready: {t.files} file(s), {t.bytes / 1e6:.1f} MB, record {t.record_id}"
+                                      + (f" version {t.version}" if t.version else "")))
+        elif t.state is TaskState.UNMANAGED:
+            checks.append(Requirement(check_id, Status.WARN, f"task {t.task}: a manifest to check the data against",
+                                      "placed by hand: the marker is there, no manifest.json (not checked)",
+                                      "fine for a hidden task; `aecc data fetch` writes a manifest for public ones"))
+        else:
+            first = t.problems[0]
+            more = f" (and {len(t.problems) - 1} more)" if len(t.problems) > 1 else ""
+            checks.append(Requirement(check_id, Status.FAIL, f"task {t.task}: {first.expected}",
+                                      f"{first.finding.value} {first.path}: {first.found}{more}", first.fix))
+    return checks
 
 
 def model_checks(models: Path, *, gpu: bool) -> list[Requirement]:
@@ -316,9 +350,8 @@ def run_doctor(
     if models is not None:
         checks.extend(model_checks(Path(models), gpu=bool(gpus)))
     if data is not None:
-        from harness.data.manifest import doctor_checks
 
-        checks.extend(doctor_checks(Path(data)))
+        checks.extend(data_checks(Path(data)))
 
     return DoctorReport(
         checks=tuple(checks),

@@ -35,6 +35,7 @@ from harness.layers.build import build_chain
 from harness.layers.model import XARES_VERSION, runtime_layer
 from harness.layers.options import BuildOptions, require_upload_times
 from harness.mail.config import MailOptions, is_mail_url
+from harness.pipelines.runner import StageRunner
 from harness.pipelines.score import (
     Context,
     ScoreSettings,
@@ -196,7 +197,7 @@ def plan_batch(spec: BatchSpec, *, progress: Callable[[str, str], None] = lambda
     journal = Journal(out)
     try:
         if spec.mail is not None or any(is_mail_url(p) for p in spec.inputs):
-            from harness.mail.loop import read_inbox
+            from harness.mail.source import read_inbox
 
             inbox = read_inbox(spec, journal, out / ATTACHMENTS, say=lambda m: progress("-" * 64, m))
         else:
@@ -334,8 +335,7 @@ def _plan(journal: Journal, inbox: Any, spec: BatchSpec, progress: Callable[[str
             progress(sha or "-" * 64, f"intake: {escape_name(arrival.file_name)} refused: {exc.summary}")
             if sha:
                 journal.append(EventKind.ARRIVAL, sha256=sha, data=record)
-                journal.submission(sha, SubmissionState.EXCLUDED, stage="intake", reason=exc.summary,
-                                   found=exc.found, fix=exc.fix)
+                StageRunner(journal, sha).excluded("intake", exc)
             else:
                 journal.append(EventKind.UNUSABLE, data={**record, "reason": "intake_refused", "detail": exc.render()})
             continue
@@ -363,7 +363,7 @@ def _plan(journal: Journal, inbox: Any, spec: BatchSpec, progress: Callable[[str
             winners = {latest[s].submission.sha256 for s in senders}
             if senders and p.submission.sha256 not in winners:
                 p.superseded_by = sorted(winners)[0]
-                journal.submission(p.submission.sha256, SubmissionState.SUPERSEDED, superseded_by=p.superseded_by)
+                StageRunner(journal, p.submission.sha256).superseded(p.superseded_by)
     return planned, refused
 
 
@@ -432,14 +432,13 @@ def _work(ctx: Context, planned: list[Planned], leases: Leases, spec: BatchSpec,
 
 def _with_retries(ctx: Context, p: Planned, spec: BatchSpec, errors: dict[str, Exception]) -> ScoreResult | None:
     sha = p.submission.sha256
-    journal = ctx.journal
+    runner = StageRunner(ctx.journal, sha)
     for attempt in range(spec.retries + 1):
         try:
             result = _score_one_typed(ctx, p)
         except SubmissionExcluded as exc:
             errors[sha] = exc
-            journal.submission(sha, SubmissionState.EXCLUDED, stage=exc.stage, reason=exc.summary, found=exc.found,
-                               fix=exc.fix, log=str(exc.log_path) if exc.log_path else None)
+            runner.excluded(exc.stage, exc)
             ctx.progress(sha, f"excluded at {exc.stage}: {exc.summary}")
             return None
         except InfraError as exc:
@@ -448,8 +447,7 @@ def _with_retries(ctx: Context, p: Planned, spec: BatchSpec, errors: dict[str, E
             errors[sha] = exc
             if STOP.is_set():
                 raise KeyboardInterrupt("stopped") from None
-            journal.submission(sha, SubmissionState.ERROR, reason=exc.summary, found=exc.found,
-                               log=str(exc.log_path) if exc.log_path else None, attempt=attempt + 1)
+            runner.errored(exc, attempt=attempt + 1)
             if attempt == spec.retries:
                 ctx.progress(sha, f"infrastructure error, retries spent: {exc.summary} (not the submission's failure)")
                 return None
@@ -461,9 +459,9 @@ def _with_retries(ctx: Context, p: Planned, spec: BatchSpec, errors: dict[str, E
             continue
         except SubmissionError as exc:  # anything else the submission did (e.g. an intake-level refusal)
             errors[sha] = exc
-            journal.submission(sha, SubmissionState.EXCLUDED, stage="score", reason=exc.summary, found=exc.found)
+            runner.excluded("score", exc)
             return None
-        journal.submission(sha, SubmissionState.DONE, status=result.status.value)
+        runner.finished(result.status.value)
         errors.pop(sha, None)
         return result
     return None

@@ -29,7 +29,8 @@ from harness.errors import UsageError
 from harness.journal import EventKind, Journal, read_events
 from harness.mail.config import parse_url
 from harness.mail.imap import ImapFolder
-from harness.mail.loop import imap_sources, options_of, quiet_pass, run_mail_batch
+from harness.mail.loop import quiet_pass, run_mail_batch
+from harness.mail.source import imap_sources, options_of
 from harness.processes import process_start
 
 __all__ = ["WatchState", "parse_instant", "watch", "watch_state"]

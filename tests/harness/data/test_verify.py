@@ -12,7 +12,7 @@ from pathlib import Path
 from harness.cli import main
 from harness.data import layout
 from harness.data.fetch import DataFetchSpec, Outcome, fetch
-from harness.data.manifest import Finding, TaskState, doctor_checks, verify_env, verify_task
+from harness.data.manifest import Finding, TaskState, verify_env, verify_task
 from tests.harness.data.conftest import FAST, RECORDS, shards
 
 def _damage(env: Path) -> dict[str, str]:
@@ -120,10 +120,10 @@ def test_named_tasks_are_required_and_hand_placed_ones_are_unmanaged(env, genera
 
 
 def test_doctor_checks_say_which_tasks_are_ready(env):
-    from harness.doctor import Status
+    from harness.doctor import Status, data_checks
 
     (env / "tiny_tones" / "valid-000000.tar").unlink()
-    checks = {c.id: c for c in doctor_checks(env)}
+    checks = {c.id: c for c in data_checks(env)}
     assert checks["data"].status is Status.FAIL and "1 of 2" in checks["data"].found
     assert checks["data_tiny_esc"].status is Status.OK and "record 700002 version 2.1" in checks["data_tiny_esc"].found
     tones = checks["data_tiny_tones"]

@@ -22,7 +22,7 @@ from harness.errors import InfraError, UsageError
 from harness.journal import Journal, SubmissionState, read_events, reduce
 from harness.mail.config import MailOptions
 from harness.mail.imap import PROCESSED_FLAG
-from harness.mail.loop import mark_processed, read_inbox
+from harness.mail.source import mark_processed, read_inbox
 from harness.pipelines.score import ScoreSettings
 from harness.tasks.arguments import resolve_tasks
 from tests.support.mailkit import (

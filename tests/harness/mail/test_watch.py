@@ -27,7 +27,7 @@ from harness.bulk.inbox import UnusableReason
 from harness.bulk.run import BatchSpec
 from harness.journal import EventKind, Journal, read_events, reduce
 from harness.mail.config import MailOptions
-from harness.mail.loop import read_inbox
+from harness.mail.source import read_inbox
 from harness.mail.replies import ReplyState, reply_states
 from harness.mail.watch import watch, watch_state
 from harness.pipelines.score import ScoreSettings

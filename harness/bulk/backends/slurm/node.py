@@ -23,7 +23,8 @@ from typing import Any, Callable, Mapping
 
 from harness.bulk.backends.slurm.batch import JOB_FIELDS, BatchFile, SlurmState, exit_code, final_for, poll_seconds
 from harness.errors import InfraError, UsageError
-from harness.journal import EventKind, Journal, SubmissionState, now_iso
+from harness.journal import EventKind, Journal, now_iso
+from harness.pipelines.runner import StageRunner
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,8 +104,7 @@ def run_job(batch_path: Path, index: int | None, *,
             record = journal.state().submissions.get(sha)
             if isinstance(exc, InfraError) and not (record and record.state.final):
                 # Never the submission's failure: left `error`, so that the next submission runs it again.
-                journal.submission(sha, SubmissionState.ERROR, reason=exc.summary, found=exc.found,
-                                   log=str(exc.log_path) if exc.log_path else None)
+                StageRunner(journal, sha).errored(exc)
             scheduler(SlurmState.FAILED, exit_code=getattr(exc, "exit_code", 2), ended=now_iso(),
                       note=str(getattr(exc, "summary", exc))[:500])
             raise
