@@ -27,6 +27,11 @@ What differs from running X-ARES, and why:
   where X-ARES looks for (and would otherwise download) `Qwen/Qwen2.5-0.5B` and
   `google-bert/bert-base-uncased`; with `--models` the verified, read-only store is linked there and
   the Hugging Face libraries are offline (`checker.taskload.lay_out_models`).
+- Per-clip outputs. While the probes evaluate, `checker.capture` records what X-ARES's metric is
+  fed, per clip (a hook on the evaluating trainers' metric, not a fork: see its docstring); each
+  Track A repeat and Track B whose recomputed metric equals X-ARES's number (`checker.clips`) goes
+  into `clips.npz` beside `out`, and the answer's `clips` says how many runs it holds and why any
+  has none. The host moves it beside result.json; it never enters a submission's container.
 - Disabled tasks. `XaresTask` ignores `TaskConfig.disabled` (only `xares.run`'s worker skips such a
   task), so a disabled task whose data the organizer supplied is scored; the answer carries
   `xares_disabled` so that the result records the override.
@@ -48,6 +53,7 @@ import types
 import warnings
 from pathlib import Path
 
+from checker import capture, clips
 from checker.batchio import read_tensor
 from checker.jobs import (
     Mode,
@@ -89,8 +95,12 @@ class _SeededRandomModule(types.ModuleType):
 
 
 def write_encoded(config, task, split: str, dirname: str, prepared: Path, embeddings: Path, mode: Mode,
-                  output_dim: int) -> dict:
-    """X-ARES's encoded shards for one split, from the trusted meta and the untrusted embeddings."""
+                  output_dim: int, clip_ids: dict[str, str] | None = None) -> dict:
+    """X-ARES's encoded shards for one split, from the trusted meta and the untrusted embeddings.
+
+    `clip_ids` receives, per key written, the clip's canonical id `<split>/<meta key>` (`#<n>` added
+    for the n-th further crop of one clip): it does not depend on batching, so the per-clip outputs
+    of two submissions align on it."""
     import numpy as np
     import webdataset as wds
 
@@ -104,6 +114,7 @@ def write_encoded(config, task, split: str, dirname: str, prepared: Path, embedd
     written = nonfinite = 0
     used: set[str] = set()
     duplicates = 0
+    occurrences: dict[str, int] = {}
     try:
         for batch in sorted(by_batch):
             rows = sorted(by_batch[batch], key=lambda r: r["pos"])
@@ -122,6 +133,10 @@ def write_encoded(config, task, split: str, dirname: str, prepared: Path, embedd
                     if mode is Mode.UNIQUE:
                         key = f"{key}_{row['pos']}"
                 used.add(key)
+                if clip_ids is not None:
+                    seen = occurrences.get(row["key"], 0)
+                    occurrences[row["key"]] = seen + 1
+                    clip_ids.setdefault(key, f"{split}/{row['key']}" + (f"#{seen}" if seen else ""))
                 buf = io.BytesIO()
                 np.save(buf, embed.numpy())
                 sink.write({"npy": buf.getvalue(), "json": json.dumps(row["json"]).encode("utf-8"), "__key__": key})
@@ -193,9 +208,10 @@ def score(args: argparse.Namespace, job: ScoreJob) -> dict:
     prepared, embeddings = Path(job.prepared), Path(job.embeddings)
     order = json.loads((prepared / "audio" / "order.json").read_text())
     counts = {}
+    clip_ids: dict[str, str] = {}
     for entry in order:
         counts[entry["split"]] = write_encoded(config, task, entry["split"], entry["dir"], prepared, embeddings,
-                                               request.mode, args.output_dim)
+                                               request.mode, args.output_dim, clip_ids)
     task.encoded_ready_path.touch()
     for entry in order:
         read, messages = count_read_back(config, task, entry["split"])
@@ -205,27 +221,31 @@ def score(args: argparse.Namespace, job: ScoreJob) -> dict:
     shim = _SeededRandomModule(request.seed)
     wds_filters.random = shim
     track_a_values, seeds = [], []
+    kept = Kept(config.name, clip_ids)
     started = time.monotonic()
-    for repeat in range(request.repeats):
-        seed = derive_seed(request.seed, "track-a", repeat)
-        seeds.append(seed)
-        shim._base = seed
-        shim._count = 0
-        torch.manual_seed(seed)
-        np.random.seed(seed % 2**32)
-        random.seed(seed)
-        _clear_scores(task)
-        value, _weight = task.run_mlp()
-        track_a_values.append(_float(value))
-    track_a_s = time.monotonic() - started
-    started = time.monotonic()
-    track_b = None
-    if config.do_knn:
-        shim._base = derive_seed(request.seed, "track-b")
-        shim._count = 0
-        torch.manual_seed(config.seed)
-        value, _weight = task.run_knn()
-        track_b = _float(value)
+    with capture.hooks(capture.Recorder()) as recorder:
+        for repeat in range(request.repeats):
+            seed = derive_seed(request.seed, "track-a", repeat)
+            seeds.append(seed)
+            shim._base = seed
+            shim._count = 0
+            torch.manual_seed(seed)
+            np.random.seed(seed % 2**32)
+            random.seed(seed)
+            _clear_scores(task)
+            value, _weight = task.run_mlp()
+            track_a_values.append(_float(value))
+            kept.add(recorder.take(), track="A", run=repeat, seed=seed, reported=track_a_values[-1])
+        track_a_s = time.monotonic() - started
+        started = time.monotonic()
+        track_b = None
+        if config.do_knn:
+            shim._base = derive_seed(request.seed, "track-b")
+            shim._count = 0
+            torch.manual_seed(config.seed)
+            value, _weight = task.run_knn()
+            track_b = _float(value)
+            kept.add(recorder.take(), track="B", run=0, seed=None, reported=track_b)
     return {
         "task": config.name,
         "formal_name": config.formal_name,
@@ -247,8 +267,41 @@ def score(args: argparse.Namespace, job: ScoreJob) -> dict:
         "xares_disabled": disabled,
         "pretrained_dependencies": dependencies,
         "timings": {"track_a_s": round(track_a_s, 3), "track_b_s": round(time.monotonic() - started, 3)},
+        "clips": kept.write(Path(job.out).with_name(clips.CLIPS_NAME)),
         "peak_rss_bytes": _peak_rss(),
     }
+
+
+class Kept:
+    """The per-clip outputs of one task's runs (`checker.capture`), and why any run has none."""
+
+    def __init__(self, task: str, clip_ids: dict[str, str]):
+        self.task = task
+        self.clip_ids = clip_ids
+        self.runs: list[clips.ClipRun] = []
+        self.skipped: list[dict] = []
+
+    def add(self, evaluations: list, *, track: str, run: int, seed: int | None, reported: float) -> None:
+        try:
+            self.runs.append(capture.build_run(evaluations, task=self.task, track=track, run=run, seed=seed,
+                                               reported=reported, clip_ids=self.clip_ids))
+        except Exception as exc:  # noqa: BLE001 (a run without clips is still scored; the reason is kept)
+            reason = str(exc) if isinstance(exc, capture.NotCapturable) else f"{type(exc).__name__}: {exc}"
+            self.skipped.append({"track": track, "run": run, "reason": reason[:500]})
+            print(f"aecc-score: {self.task}: no per-clip outputs for track {track} run {run}: {reason[:500]}",
+                  file=sys.stderr, flush=True)
+
+    def write(self, path: Path) -> dict:
+        """The clips file beside the score answer, and what the answer says of it."""
+        path.unlink(missing_ok=True)
+        if self.runs:
+            try:
+                clips.write_clips(path, self.runs)
+            except (OSError, clips.ClipsError) as exc:  # the scores stand without their clips
+                self.skipped += [{"track": r.track, "run": r.run, "reason": f"writing {path.name} failed: {exc}"[:500]}
+                                 for r in self.runs]
+                self.runs = []
+        return {"file": path.name if self.runs else None, "runs": len(self.runs), "skipped": self.skipped}
 
 
 def _peak_rss() -> int:

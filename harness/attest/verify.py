@@ -4,8 +4,9 @@ The leaderboard ranks only what verifies (`harness.rank.inputs`) and `aecc verif
 envelope, so the verifier is strict and precise: exactly the envelope shape `harness.attest.dsse`
 writes (any single changed byte, a cut, a foreign key, a missing or extra signature, a wrong
 payload type are each refused), then the statement, the predicate type, the result schema, the
-subjects against the result, the ZIP's digest where the ZIP is at hand, and a `result.json` beside
-the envelope against what was signed. Every refusal has its own stable id (`VerifyProblem`), and a
+subjects against the result, the ZIP's digest where the ZIP is at hand, a `result.json` beside
+the envelope against what was signed, and the per-clip outputs (`clips.npz`) the signed result
+names against their signed digest. Every refusal has its own stable id (`VerifyProblem`), and a
 bad envelope is an outcome, never an exception. `verify_paths` on a folder checks the current
 envelopes only; name a `history/` file to check an older one.
 """
@@ -64,6 +65,7 @@ class VerifyProblem(str, enum.Enum):
     SUBJECT_MISMATCH = "subject_mismatch"  # subjects disagree with the predicate's submission
     ZIP_MISMATCH = "zip_mismatch"  # the ZIP at hand is not the one the statement names
     RESULT_MISMATCH = "result_mismatch"  # result.json beside the envelope is not what was signed
+    CLIPS_MISMATCH = "clips_mismatch"  # the per-clip file the signed result names is changed, or not a file
 
 
 @dataclasses.dataclass(frozen=True)
@@ -286,12 +288,41 @@ def verify_envelope(path: Path, public_key: Ed25519PublicKey, *, zip_path: Path 
             if shown != predicate:
                 raise _Refused(VerifyProblem.RESULT_MISMATCH, f"{RESULT_NAME} beside it differs from the signed "
                                "result: it was changed after signing (the envelope holds the signed one)")
+        clips_note = _check_clips(path.parent, predicate) if path.name == ENVELOPE_NAME else ""
     except _Refused as refused:
         found.update(refused.found)
         return VerifyOutcome(path, False, refused.problem, refused.message, key_id=found.get("key_id"),
                              subject=found.get("subject"))
-    return VerifyOutcome(path, True, None, f"signed by {signer} for submission {subject[ZIP_SUBJECT]['sha256']}",
-                         key_id=signer, result=predicate, subject=subject)
+    return VerifyOutcome(path, True, None, f"signed by {signer} for submission {subject[ZIP_SUBJECT]['sha256']}"
+                         + (f"; {clips_note}" if clips_note else ""), key_id=signer, result=predicate, subject=subject)
+
+
+def _check_clips(folder: Path, predicate: dict) -> str:
+    """The per-clip outputs the signed result names (`clips`: file and sha256), where they are beside
+    it, are unchanged; what was found, in words.
+
+    They are signed through their digest in the result, so the bootstrap's intervals rest on signed
+    data exactly as the scores do. A result without `clips` (null, or older than them) names none.
+    Their absence is not a failure, as a ZIP's is not: a published copy of the results leaves them
+    out (they hold per-clip labels, the hidden tasks' among them), and whoever holds the file can
+    check it against the signed digest. Something else in its place (a link, a folder) is refused."""
+    named = predicate.get("clips")
+    if not named:
+        return ""
+    file = folder / named["file"]  # the schema fixes the name: no path of the envelope's choosing
+    if not file.exists() and not file.is_symlink():
+        return f"per-clip outputs not in this copy (their sha256 {named['sha256'][:12]}... is signed)"
+    if not file.is_file() or file.is_symlink():
+        raise _Refused(VerifyProblem.CLIPS_MISMATCH, f"the signed result names its per-clip outputs {file}, but "
+                       "that is not a regular file: copy the file itself with the result, or rescore")
+    try:
+        actual = sha256_file(file)
+    except OSError as exc:
+        raise _Refused(VerifyProblem.CLIPS_MISMATCH, f"{file} cannot be read: {exc.strerror}") from None
+    if actual != named["sha256"]:
+        raise _Refused(VerifyProblem.CLIPS_MISMATCH, f"{file} has sha256 {actual}, but the signed result names "
+                       f"{named['sha256']}: the per-clip outputs were changed after signing")
+    return "per-clip outputs checked"
 
 
 def _walk(top: Path) -> Iterator[Path]:

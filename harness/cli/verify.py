@@ -1,7 +1,8 @@
 """`aecc verify RESULT_OR_DIR... --pubkey PEM`: check signed results with one public key.
 
 Every envelope is checked (signature, payload type, statement, result schema, subjects, the ZIP
-when at hand); every result.json must have one. Exit 0 only when all of them verify, 1 when any
+when at hand, the per-clip outputs `clips.npz` the signed result names); every result.json must
+have one. Exit 0 only when all of them verify, 1 when any
 does not, 2 for a usage error. `--json` prints a report following verify-report.schema.json.
 """
 

@@ -46,6 +46,7 @@ from checker.jobs import (
     ScoreRequest,
     derive_seed,
 )
+from checker.clips import CLIPS_NAME
 from checker.verdict import Item
 from harness import __version__, paths
 from harness.attest import Signer
@@ -64,6 +65,7 @@ from harness.stages import prepare as prepare_stage
 from harness.stages import score as score_stage
 from harness.stages.build import SubmissionImage, build_submission
 from harness.stages.check import CheckSpec, check
+from harness.pipelines.runner import StageRunner
 from harness.stages.contract_run import ContractRun, RunVerdict
 from harness.stages.fetch import FetchSpec, fetch
 from harness.stages.intake import Submission
@@ -321,21 +323,22 @@ def _score_one(ctx: Context, submission: Submission, arrivals: list[dict], state
                started: float, logs: Path, out_dir: Path, say: Callable[[str], None]) -> ScoreResult:
     sha = submission.sha256
     settings, journal = ctx.settings, ctx.journal
+    runner = StageRunner(journal, sha)
 
     # -- build --------------------------------------------------------------------------------------
-    journal.submission(sha, SubmissionState.BUILDING)
+    runner.enter(SubmissionState.BUILDING)
     with ctx.slots.light(), timer.lap("build"):
         say("build")
-        journal.stage(sha, Stage.BUILD, StageState.RUNNING)
+        runner.running(Stage.BUILD)
         try:
             built = build_submission(ctx.client, submission, ctx.build_options, log=lambda m: None)
         except (BuildFailed, SubmissionError) as exc:
-            journal.stage(sha, Stage.BUILD, StageState.FAILED, reason=exc.summary,
+            runner.failed(Stage.BUILD, reason=exc.summary,
                           log=str(exc.log_path) if exc.log_path else None)
             raise SubmissionExcluded("build", exc.summary, expected=exc.expected, found=exc.found, fix=exc.fix,
                                      log_path=exc.log_path) from None
     image_id = _image_id(ctx.client, built.image)
-    journal.stage(sha, Stage.BUILD, StageState.DONE, key=built.image, image=built.image, image_id=image_id,
+    runner.done(Stage.BUILD, key=built.image, image=built.image, image_id=image_id,
                   cached=built.cached, lock_sha256=built.lock_digest, lock_source=built.lock.lock_source.value)
     if built.lock_path is not None:
         write_atomic(out_dir / LOCK_NAME, built.lock_path.read_text())
@@ -348,15 +351,15 @@ def _score_one(ctx: Context, submission: Submission, arrivals: list[dict], state
         timer.resumed["fetch"] = {k: done.data[k] for k in _PEAK_KEYS if k in done.data}
         say("fetch: done earlier (resumed)")
     else:
-        journal.submission(sha, SubmissionState.FETCHING)
+        runner.enter(SubmissionState.FETCHING)
         with ctx.slots.light(), timer.lap("fetch"):
             say("fetch: constructing the encoder with network on")
-            journal.stage(sha, Stage.FETCH, StageState.RUNNING, key=fetch_key)
+            runner.running(Stage.FETCH, key=fetch_key)
             fetched = fetch(ctx.client, FetchSpec(submission, built.image, ctx.profile, logs, ctx.build_options.ca_bundle,
                                                   settings.max_seconds))
         timer.resources["fetch"] = _resources(fetched.run)
-        attributes = _attributes_or_exclude(journal, sha, fetch_key, fetched)
-        journal.stage(sha, Stage.FETCH, StageState.DONE, key=fetch_key, attributes=attributes.to_dict(),
+        attributes = _attributes_or_exclude(runner, fetch_key, fetched)
+        runner.done(Stage.FETCH, key=fetch_key, attributes=attributes.to_dict(),
                       log=str(fetched.run.log_path), **timer.resources["fetch"])
     say(f"encoder: {attributes.class_name} at {attributes.sampling_rate} Hz, hop {attributes.hop_size_in_ms:g} ms, "
         f"D={attributes.output_dim}")
@@ -370,17 +373,17 @@ def _score_one(ctx: Context, submission: Submission, arrivals: list[dict], state
         timer.resumed["check"] = {k: done.data[k] for k in _PEAK_KEYS if k in done.data}
         say("check: done earlier (resumed)")
     else:
-        journal.submission(sha, SubmissionState.CHECKING)
+        runner.enter(SubmissionState.CHECKING)
         with ctx.slots.heavy(), ctx.slots.gpu() as gpu, timer.lap("check"):
             say("check: the contract checker, network off")
-            journal.stage(sha, Stage.CHECK, StageState.RUNNING, key=check_key, gpu=gpu)
+            runner.running(Stage.CHECK, key=check_key, gpu=gpu)
             checked = check(ctx.client, CheckSpec(submission, built.image, ctx.profile, logs, gpu, settings.max_seconds))
         checked.raise_for_infra()
         timer.resources["check"] = _resources(checked.run)
         checks_summary = _check_summary(checked, ctx.profile, settings)
         if checked.report is not None:
             _write_json(out_dir / CHECK_REPORT, checked.report)
-        journal.stage(sha, Stage.CHECK, StageState.DONE if not checks_summary["blocking"] else StageState.FAILED,
+        runner.ended(Stage.CHECK, not checks_summary["blocking"],
                       key=check_key, checks=checks_summary, log=str(checked.run.log_path), gpu=gpu,
                       **timer.resources["check"])
     say(f"check: {checks_summary['summary']['headline']}" if checks_summary.get("summary") else "check: done")
@@ -425,7 +428,7 @@ def _score_one(ctx: Context, submission: Submission, arrivals: list[dict], state
 
     if pending:
         with ctx.slots.heavy(), timer.lap("prepare"):
-            journal.submission(sha, SubmissionState.PREPARING)
+            runner.enter(SubmissionState.PREPARING)
             pending_spec = dataclasses.replace(prepare_spec, tasks=pending)
             with contextlib.ExitStack() as stack:
                 warm_prepare = None
@@ -446,17 +449,17 @@ def _score_one(ctx: Context, submission: Submission, arrivals: list[dict], state
             else:
                 todo.append(task)
         if todo:
-            journal.submission(sha, SubmissionState.ENCODING)
+            runner.enter(SubmissionState.ENCODING)
             with ctx.slots.heavy(), ctx.slots.gpu() as gpu, timer.lap("encode"):
                 for task in todo:
-                    journal.stage(sha, Stage.ENCODE, StageState.RUNNING, task=task.label, key=encode_keys[task.label],
+                    runner.running(Stage.ENCODE, task=task.label, key=encode_keys[task.label],
                                   gpu=gpu)
                 spec = encode_stage.EncodeSpec(submission, built.image, tuple(todo), prepared, runs, ctx.profile, logs,
                                                gpu)
                 for label, result in encode_stage.encode(ctx.client, spec, progress=say).items():
                     encoded[label] = result
                     _peak(timer, "encode", result.run)
-                    journal.stage(sha, Stage.ENCODE, StageState.DONE if result.ok else StageState.FAILED, task=label,
+                    runner.ended(Stage.ENCODE, result.ok, task=label,
                                   key=encode_keys[label], reason=result.reason,
                                   log=str(result.log) if result.log else None)
         for task in pending:
@@ -468,10 +471,10 @@ def _score_one(ctx: Context, submission: Submission, arrivals: list[dict], state
                 _announce(say, task, entries[task.label])
         to_score = tuple(t for t in pending if encoded[t.label].ok)
         if to_score:
-            journal.submission(sha, SubmissionState.SCORING)
+            runner.enter(SubmissionState.SCORING)
             with ctx.slots.heavy(), ctx.slots.gpu() as gpu, timer.lap("score"):
                 for task in to_score:
-                    journal.stage(sha, Stage.SCORE, StageState.RUNNING, task=task.label, key=score_keys[task.label])
+                    runner.running(Stage.SCORE, task=task.label, key=score_keys[task.label])
                 scored = score_stage.score(ctx.client, _score_spec(ctx, submission, to_score, gpu), attributes,
                                            prepared, {t.label: encoded[t.label].embeddings for t in to_score},
                                            warm=warm, progress=say)
@@ -483,7 +486,7 @@ def _score_one(ctx: Context, submission: Submission, arrivals: list[dict], state
                          else TaskResult(task.task_name or task.label, _source(task), TaskOutcome.FAILED, answer.failure,
                                          encoder=submission.encoder.spec))
                 entries[task.label] = entry
-                journal.stage(sha, Stage.SCORE, StageState.DONE, task=task.label, key=score_keys[task.label],
+                runner.done(Stage.SCORE, task=task.label, key=score_keys[task.label],
                               result=entry.to_dict(), runtime=ctx.runtime, harness=__version__, xares=XARES_VERSION)
                 _announce(say, task, entry)
 
@@ -495,8 +498,10 @@ def _score_one(ctx: Context, submission: Submission, arrivals: list[dict], state
         say("result: unchanged (every stage done earlier)")
         return ScoreResult.from_dict(json.loads(existing.read_text()))
     timer.timings["total_s"] = round(time.monotonic() - started, 2)
+    # The per-clip outputs beside the result, named with their digest in it: the signature covers them.
+    clips = score_stage.gather_clips(runs, tasks, entries, out_dir / CLIPS_NAME)
     result = _assemble(ctx, submission, arrivals, built, image_id, attributes, checks_summary,
-                       tuple(entries[t.label] for t in tasks), timer)
+                       tuple(entries[t.label] for t in tasks), timer, clips)
     data = result.to_dict()
     if submission.archive is not None and not (out_dir / ARCHIVE_NAME).exists():
         # The ZIP beside its result, so that `aecc verify` checks the signed subject against it.
@@ -525,13 +530,13 @@ def _image_id(client: Any, ref: str) -> str | None:
         return None
 
 
-def _attributes_or_exclude(journal: Journal, sha: str, key: str, fetched: ContractRun) -> EncoderAttributes:
+def _attributes_or_exclude(runner: StageRunner, key: str, fetched: ContractRun) -> EncoderAttributes:
     """The attributes, or the submission excluded with what went wrong at construction."""
     fetched.raise_for_infra()
     if fetched.verdict is RunVerdict.OK and fetched.attributes is not None:
         return fetched.attributes
     found = fetched.failure()
-    journal.stage(sha, Stage.FETCH, StageState.FAILED, key=key, reason=found, log=str(fetched.run.log_path))
+    runner.failed(Stage.FETCH, key=key, reason=found, log=str(fetched.run.log_path))
     raise SubmissionExcluded("fetch", "the encoder could not be constructed in the fetch stage",
                              expected="construction to succeed (network on) with attributes in range", found=found,
                              fix="run `aecc validate` on the submission", log_path=fetched.run.log_path)
@@ -574,7 +579,8 @@ def display_name(submission: Submission, arrivals: list[dict]) -> str:
 
 
 def _assemble(ctx: Context, submission: Submission, arrivals: list[dict], built: SubmissionImage, image_id: str | None,
-              attributes: EncoderAttributes, checks: dict, tasks: tuple[TaskResult, ...], timer: _Timer) -> ScoreResult:
+              attributes: EncoderAttributes, checks: dict, tasks: tuple[TaskResult, ...], timer: _Timer,
+              clips: dict | None = None) -> ScoreResult:
     settings = ctx.settings
     info = {"sha256": submission.sha256, "encoder_file": submission.encoder.file,
             "encoder_class": submission.encoder.class_name, "image": built.image,
@@ -598,6 +604,7 @@ def _assemble(ctx: Context, submission: Submission, arrivals: list[dict], built:
                         "host": socket.gethostname(), "models_manifest_sha256": models_digest(settings)},
         "resources": {stage: {**peaks, "duration_s": peaks.get("duration_s") or timer.timings.get(f"{stage}_s")}
                       for stage, peaks in timer.all_resources().items()},
+        "clips": clips,
     }
     return ScoreResult(
         submission=info,

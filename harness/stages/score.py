@@ -14,6 +14,11 @@ folder that encode replaces), with one fresh writable work folder per task.
 Pretrained dependencies (librispeech's Qwen2.5, clotho's BERT tokenizer) come from the offline model
 store (`harness.tasks.models`): verified against its manifest before the container starts, mounted
 read-only at /models in this container only, with the Hugging Face libraries forced offline.
+
+Per-clip outputs (`checker.capture`, `checker.clips`): the agent leaves each task's `clips.npz` in
+its work folder, beside `score.json`; `gather_clips` merges those of the scored tasks into the one
+file beside result.json, keeping only runs whose numbers are the result's own. Work folders are
+mounted in this trusted container only, never in a submission's.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from checker import clips as clips_file
 from checker.jobs import (
     EncoderAttributes,
     ScoreFailure,
@@ -33,7 +39,8 @@ from checker.jobs import (
     job_rows,
 )
 from harness.errors import InfraError
-from harness.safeio import read_json
+from harness.results import TaskOutcome
+from harness.safeio import read_json, sha256_file
 from harness.sandbox.agent import agent_mount
 from harness.sandbox.profiles import SandboxProfile
 from harness.stage_names import Stage
@@ -74,6 +81,7 @@ class Scored:
     score: dict[str, Any] | None
     failure: str = ""
     run: RunResult | None = None  # the container that scored it (its peaks, measured from the host)
+    clips: Path | None = None  # its per-clip outputs (`checker.clips`), where the agent kept any
 
     @property
     def ok(self) -> bool:
@@ -203,6 +211,79 @@ def score(client: Any, spec: ScoreSpec, attributes: EncoderAttributes, prepared:
             # X-ARES would train on them and report a meaningless number; the harness refuses.
             scored[task.label] = Scored(None, f"embeddings contain NaN or Inf (samples per split: {bad})", result)
             continue
-        scored[task.label] = Scored(data, run=result)
+        kept = work / clips_file.CLIPS_NAME
+        has_clips = bool((data.get("clips") or {}).get("file")) and kept.is_file() and not kept.is_symlink()
+        scored[task.label] = Scored(data, run=result, clips=kept if has_clips else None)
         shutil.rmtree(work / "env", ignore_errors=True)  # encoded shards: big, and recomputable
     return scored
+
+
+def task_clips(runs: Path, task: TaskRef) -> Path:
+    """Where the score agent keeps `task`'s per-clip outputs (in its work folder, beside score.json)."""
+    return work_dir(runs, task) / clips_file.CLIPS_NAME
+
+
+def _expected_runs(entry: Any) -> dict[tuple[str, int], tuple[float, int | None]]:
+    """(track, run) -> (value, seed) of a scored task result: what its clip runs must report."""
+    expected: dict[tuple[str, int], tuple[float, int | None]] = {}
+    detail = entry.track_a_detail
+    if detail is not None:
+        for i, value in enumerate(detail.values):
+            expected[("A", i)] = (value, detail.seeds[i] if i < len(detail.seeds) else None)
+    if entry.track_b is not None:
+        expected[("B", 0)] = (entry.track_b, None)
+    return expected
+
+
+def gather_clips(runs: Path, tasks: tuple[TaskRef, ...], entries: Mapping[str, Any], out: Path) -> dict | None:
+    """Merge the per-clip outputs of the scored tasks into `out` (clips.npz beside result.json).
+
+    A run is kept only when it is one the result reports: same task, track, repeat, seed and value
+    (a file left from an older scoring of the task cannot slip in). Returns result.json's `clips`
+    entry (file, sha256, runs, and per task and run why none was kept), or None when no task has
+    any, in which case no clips file is left at `out`.
+    """
+    kept: list[clips_file.ClipRun] = []
+    skipped: list[dict[str, Any]] = []
+    for task in tasks:
+        entry = entries.get(task.label)
+        if entry is None or entry.outcome is not TaskOutcome.SCORED:
+            continue
+        expected = _expected_runs(entry)
+        path = task_clips(runs, task)
+        reasons = _skip_reasons(work_dir(runs, task))
+        found: dict[tuple[str, int], clips_file.ClipRun] = {}
+        if path.is_file() and not path.is_symlink():
+            try:
+                for run in clips_file.read_clips(path):
+                    found[(run.track, run.run)] = run
+            except clips_file.ClipsError as exc:
+                reasons = {key: f"the task's clips file is unreadable: {exc}" for key in expected}
+        for key, (value, seed) in sorted(expected.items()):
+            run = found.get(key)
+            if run is None:
+                reason = reasons.get(key, "no per-clip outputs were kept for it (scored before they were, "
+                                          "or the agent kept none)")
+            elif run.task != entry.task or run.seed != seed or abs(run.reported - value) > 1e-12:
+                reason = (f"the clips file holds another scoring (task {run.task}, seed {run.seed}, value "
+                          f"{run.reported}) than the result ({entry.task}, seed {seed}, value {value})")
+            else:
+                kept.append(run)
+                continue
+            skipped.append({"task": entry.task, "track": key[0], "run": key[1], "reason": reason})
+    out.unlink(missing_ok=True)
+    if not kept:
+        return None
+    clips_file.write_clips(out, kept)
+    return {"file": out.name, "sha256": sha256_file(out), "runs": len(kept), "skipped": skipped}
+
+
+def _skip_reasons(work: Path) -> dict[tuple[str, int], str]:
+    """Why the agent kept no clips for some run of a task, from its answer (score.json)."""
+    answer = work / "score.json"
+    try:
+        data = read_json(answer, ANSWER_CAP) if answer.is_file() else None
+    except Exception:  # noqa: BLE001 (only the wording of a reason depends on it)
+        return {}
+    listed = ((data or {}).get("clips") or {}).get("skipped") or []
+    return {(str(s.get("track")), int(s.get("run", 0))): str(s.get("reason")) for s in listed if isinstance(s, dict)}

@@ -1,7 +1,7 @@
 """Scoring in the sandbox gives X-ARES's own numbers without X-ARES's silent failures: Track B equals
 X-ARES 0.1.3 run directly (to 1e-6), Track A lies within X-ARES's run-to-run spread, cropped tasks
-lose nothing by default and lose exactly what X-ARES loses in `xares` mode, labels never reach a
-submission container, a task that fails for the submission does not stop the others, bad data is
+lose nothing by default and lose exactly what X-ARES loses in `xares` mode, labels (and the
+per-clip outputs, which hold them) never reach a submission container, a task that fails for the submission does not stop the others, bad data is
 an infrastructure error naming the shard, and results are written as each task finishes."""
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from checker import clips
 from harness import demodata as taskgen
 from harness import schemas
 from harness.bulk.run import score_path
@@ -166,8 +167,16 @@ def test_warm_start_changes_the_clock_not_the_numbers(client, env, tmp_path):
 
 def test_cropped_task_loses_nothing_by_default_and_what_xares_loses_in_xares_mode(client, env, tmp_path):
     direct = run_xares_directly(client, env, "tiny_crop", tmp_path, runs=1)[0]
-    unique = _by_task(_score(env, tmp_path / "u", "tiny_crop"))["tiny_crop"]
-    xares = _by_task(_score(env, tmp_path / "x", "tiny_crop", mode="xares"))["tiny_crop"]
+    whole = {mode: _score(env, tmp_path / mode, "tiny_crop", mode=mode) for mode in ("unique", "xares")}
+    unique, xares = (_by_task(whole[mode])["tiny_crop"] for mode in ("unique", "xares"))
+    # Per-clip outputs of both modes: one row per crop X-ARES evaluated (several crops of one clip
+    # are told apart in the key), recomputing X-ARES's numbers.
+    for mode, result in whole.items():
+        assert result["clips"]["runs"] == 2 and result["clips"]["skipped"] == [], (mode, result["clips"])
+        for run in clips.read_clips(tmp_path / mode / result["submission"]["sha256"] / clips.CLIPS_NAME):
+            assert run.clips == _by_task(result)["tiny_crop"]["counts"]["test"]["read_back"], (mode, run.track)
+            assert abs(clips.recompute(run) - run.reported) <= 1e-6
+            assert mode == "xares" or any("#" in k for k in run.keys)
     for split, c in unique["counts"].items():
         assert c["written"] == c["prepared"] == c["read_back"] and c["lost"] == 0, (split, c)
     lost = 0
@@ -244,7 +253,18 @@ _search()
     monkeypatch.setattr(warmstart, "run_stage", recording)
     result = _score(data, tmp_path / "out", "tiny_tones", source=snoop)
     assert _by_task(result)["tiny_tones"]["outcome"] == "scored"
+    # The per-clip outputs hold every test target: kept beside the result and in the trusted work
+    # folder, never in (or under) any submission container's mount, by name or by content.
+    clips_files = [tmp_path / "out" / result["submission"]["sha256"] / "clips.npz",
+                   *Path(os.environ["AECC_HOME"]).rglob("clips.npz")]
+    assert result["clips"]["runs"] == 2 and all(p.is_file() for p in clips_files) and len(clips_files) >= 2
+    clips_bytes = {p.read_bytes() for p in clips_files}
     submission_runs = [(s, r) for s, r in seen if s.image.startswith("aecc/submission")]
+    for spec, _run in submission_runs:
+        for mount in spec.mounts:
+            assert not any(mount.source in p.parents or mount.source == p for p in clips_files), mount
+            files = [mount.source] if mount.source.is_file() else [p for p in mount.source.rglob("*") if p.is_file()]
+            assert not [p for p in files if p.name == "clips.npz" or p.read_bytes() in clips_bytes], mount
     assert {s.stage for s, _ in submission_runs} >= {Stage.FETCH, Stage.ENCODE}
     for spec, run in submission_runs:
         assert CANARY not in json.dumps(dict(spec.env))
