@@ -28,6 +28,9 @@ Groups (`--only` takes a comma-separated subset):
   lock           the CREPE example (requirements: torchcrepe and its dependencies): a cold submission
                  build, then its lock-based rebuild after the image is removed
   sizes          image sizes (base, torch, runtime-deps, runtime, a submission) from the engine
+  bootstrap      `aecc leaderboard`'s paired bootstrap at the organizers' scale (30 submissions x 27 tasks x
+                 real test-set sizes, 1000 resamples; Track B and Track A with 3 repeats), on generated
+                 per-clip data (bench/bootstrap.py; no container)
 
 Results: a rich table on stdout and `bench/results/<UTC timestamp>.json` (schema_version first).
 The bench's own throwaway submission images (aecc/submission:<sha12 of a throwaway>-...) are
@@ -71,7 +74,7 @@ __all__ = ["AECC", "ALIASES", "DEMO_TASKS", "EXAMPLE", "GROUPS", "MISS_SOURCES",
 SCHEMA_VERSION = 1
 RESULTS = REPO / "bench" / "results"
 GROUPS = ("validate-warm", "validate-cold", "images-noop", "score", "parallel", "batch", "rss20", "large", "repeats",
-          "lock", "asr", "sizes")
+          "lock", "asr", "sizes", "bootstrap")
 ALIASES = {"validate": ("validate-warm", "validate-cold"), "images": ("images-noop",), "all": GROUPS}
 
 
@@ -178,6 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 guarded("asr", bench.asr)
             if "sizes" in args.groups:
                 guarded("sizes", bench.sizes)
+            if "bootstrap" in args.groups:
+                guarded("bootstrap", bench.bootstrap_cost)
     except KeyboardInterrupt:
         failed = True
         rec.notes.append("interrupted: partial results")

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Sequence
 
 from bench.beyond_demo import BeyondDemo
+from bench.bootstrap import BootstrapCost
 from bench.inventory import Inventory
 from bench.sampling import CHILDREN, CONTAINERS, Recorder, RssSampler, env_with, progress, spawn, tail, timed_run
 
@@ -31,7 +32,7 @@ EXAMPLE = REPO / "examples" / "good_encoder"
 DEMO_TASKS = REPO / "demo_tasks"
 
 
-class Bench(BeyondDemo, Inventory):
+class Bench(BeyondDemo, Inventory, BootstrapCost):
     """One bench run: what the groups share, and one method per group (`bench/run.py` calls them)."""
 
     def __init__(self, args: argparse.Namespace) -> None:

@@ -25,6 +25,7 @@ TARGETS = (
     ("ratio_large_first_vs_direct", "<=", 1.05, "larger suite: first submission at most 1.05x bare X-ARES"),
     ("ratio_large_second_vs_direct", "<=", 0.8, "larger suite: second submission at most 0.8x bare X-ARES"),
     ("ratio_crepe_lock_vs_cold", "<=", 1.0, "a lock-based rebuild of the CREPE example not slower than its first build"),
+    ("bootstrap_s", "<", 60.0, "`aecc leaderboard`'s bootstrap at 30 submissions x 27 tasks x real sizes under a minute"),
 )
 
 
@@ -84,6 +85,9 @@ def define_metrics(rec: Recorder, args: argparse.Namespace) -> None:
     rec.define("asr_track_a_per_repeat_s", "s", "the same, per repeat")
     rec.define("asr_score_peak_mib", "MiB", "the score container's peak memory (cgroup) while scoring ASR")
     rec.define("asr_score_stage_s", "s", "the score stage of the ASR run (container start, X-ARES import, both tracks)")
+    rec.define("bootstrap_s", "s", "`aecc leaderboard`'s bootstrap: 30 submissions x 27 tasks x real test-set sizes, "
+               "1000 resamples, Track B (bench/bootstrap.py)")
+    rec.define("bootstrap_track_a_s", "s", "the same, Track A with 3 repeats per task (one drawn per resample)")
 
 
 def evaluate_targets(metrics: dict[str, dict], notes: list[str]) -> list[dict]:

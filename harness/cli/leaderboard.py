@@ -36,21 +36,36 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--allow-unsigned", action="store_true",
                    help="local use only: rank unsigned results too, marked unverified (a bad signature is still "
                         "rejected)")
+    p.add_argument("--bootstrap", type=int, default=1000, metavar="B",
+                   help="paired bootstrap resamples over test clips (and Track A repeats) for intervals, rank "
+                        "distributions and significance-aware ties (default 1000; 0: off)")
+    p.add_argument("--bootstrap-seed", type=int, default=0, metavar="SEED",
+                   help="the bootstrap's seed, recorded in leaderboard.json (default 0)")
+    p.add_argument("--tie-confidence", type=float, default=0.95, metavar="P",
+                   help="adjacent rows with per-clip data share a tie group unless the upper one is ahead in at "
+                        "least this share of resamples (default 0.95)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    import time
+
     from rich.table import Table
     from rich.text import Text
 
     from harness.rank.board import BoardSpec, build_board
+    from harness.rank.bootstrap import BootstrapSpec
     from harness.rank.formula import display
     from harness.rank.outputs import write_site
 
     spec = BoardSpec(results=tuple(Path(r) for r in args.results), references=tuple(args.reference),
                      public_key=Path(args.pubkey) if args.pubkey else None, task_set=args.task_set,
-                     missing=args.missing, allow_unsigned=args.allow_unsigned)
+                     missing=args.missing, allow_unsigned=args.allow_unsigned,
+                     bootstrap=BootstrapSpec(resamples=args.bootstrap, seed=args.bootstrap_seed,
+                                             tie_confidence=args.tie_confidence))
+    started = time.monotonic()
     board = build_board(spec)
+    elapsed = time.monotonic() - started
     written = write_site(board, Path(args.out))
     document = board.document
     out = console()
@@ -59,13 +74,16 @@ def run(args: argparse.Namespace) -> int:
     for track in ("A", "B"):
         data = document["tracks"][track]
         table = Table(title=f"{data['title']}: {len(data['tasks'])} tasks, task set {document['task_set']['name']}")
-        for column in ("rank", "name", "score", "public", "published", "provenance", "status"):
+        for column in ("rank", "rank 95%", "name", "score", "public", "published", "provenance", "status"):
             table.add_column(column, justify="right" if column in ("rank", "score", "public") else "left")
         for row in data["rows"]:
             rank = "-" if row["rank"] is None else (f"={row['rank']}" if row["tie_group"] else str(row["rank"]))
+            interval = row["bootstrap"]["rank_interval"]
+            rank_interval = "" if interval is None else (
+                str(interval[0]) if interval[0] == interval[1] else f"{interval[0]}\u2013{interval[1]}")
             published = "" if row["published"] is None else row["published"] + (
                 " ok" if row["published_matches"] else " MISMATCH")
-            table.add_row(rank, Text(row["name"]), row["score_display"], display(row["score_public"]),
+            table.add_row(rank, rank_interval, Text(row["name"]), row["score_display"], display(row["score_public"]),
                           Text(published, style="" if row["published_matches"] is not False else "red"),
                           row["provenance_label"], row["status"])
         out.print(table)
@@ -73,6 +91,11 @@ def run(args: argparse.Namespace) -> int:
         detail = f"/{rejected['detail']}" if rejected["detail"] else ""
         out.print(Text("rejected: ", style="red") + Text(f"{rejected['source']}: [{rejected['problem']}{detail}] "
                                                          f"{rejected['message']}"), highlight=False)
+    boot = document["bootstrap"]
+    out.print(Text(f"bootstrap: {boot['resamples']} resamples, seed {boot['seed']}, ties separated at "
+                   f"{boot['tie_confidence']:g} of resamples; board built in {elapsed:.1f} s"
+                   if boot["resamples"] else "bootstrap: off (--bootstrap 0): no intervals, the plain tie rule"),
+              highlight=False)
     out.print(Text(f"site: {written['page']} (leaderboard.json, leaderboard-A/B.csv, .md beside it)"),
               highlight=False)
     return 1 if document["rejected"] else 0

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 from harness import schemas
 from harness.errors import UsageError
-from harness.rank import formula
+from harness.rank import bootstrap, formula
 from harness.rank.inputs import (
     Inputs,
     iter_reference_entries,
@@ -56,6 +56,7 @@ class BoardSpec:
     task_set: str | None = None
     missing: MissingPolicy = MissingPolicy.ZERO
     allow_unsigned: bool = False
+    bootstrap: bootstrap.BootstrapSpec = dataclasses.field(default_factory=bootstrap.BootstrapSpec)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "results", tuple(Path(p) for p in self.results))
@@ -154,6 +155,45 @@ def _track_dict(track: Track, selection: TaskSelection, registry: Registry, rows
     }
 
 
+def _pair(values: tuple[float, float]) -> list[float]:
+    return [float(values[0]), float(values[1])]
+
+
+def _add_bootstrap(board: dict[str, Any], track: Track, ranked: list[formula.ScoredRow],
+                   resamples: bootstrap.TrackResamples | None, spec: bootstrap.BootstrapSpec) -> list[str]:
+    """Each row's bootstrap (interval, rank distribution, share ahead of it) or why it has none, each
+    value cell's interval, the tie rule in force; returns warnings for results that have no interval
+    for a reason other than having no per-clip data at all (a digest or value that disagrees)."""
+    ranks = resamples.rank_stats(ranked) if resamples else {}
+    board["tie_rule"] = formula.tie_rule_text(track, resamples=spec.resamples, confidence=spec.tie_confidence)
+    warnings = []
+    for data, row in zip(board["rows"], ranked):
+        key = bootstrap.row_key(row.entry)
+        found = resamples.rows.get(key) if resamples else None
+        if found is None:
+            reason = "bootstrap off (--bootstrap 0)" if not spec.enabled else \
+                (resamples.reasons.get(key) if resamples else None) or "no row of this track has per-clip data"
+            data["bootstrap"] = {"interval": None, "rank_median": None, "rank_interval": None, "rank_counts": None,
+                                 "upper_ahead": row.upper_ahead, "reason": reason}
+            if spec.enabled and not row.entry.reference and row.ranked and "records no per-clip" not in reason:
+                warnings.append(f"Track {track.value}: {row.entry.name}: no bootstrap interval: {reason}")
+            continue
+        stats = ranks.get(key)
+        data["bootstrap"] = {
+            "interval": _pair(found.interval),
+            "rank_median": stats.median if stats else None,
+            "rank_interval": [stats.low, stats.high] if stats else None,
+            "rank_counts": list(stats.counts) if stats else None,
+            "upper_ahead": row.upper_ahead,
+            "reason": None,
+        }
+        data["score_display"] = (f"{formula.display(row.score)} [{formula.display(found.interval[0])}, "
+                                 f"{formula.display(found.interval[1])}]")
+        for task, interval in found.tasks.items():
+            data["cells"][task]["interval"] = {"raw": _pair(interval.raw), "normalised": _pair(interval.normalised)}
+    return warnings
+
+
 def _row_warnings(track: Track, rows: list[formula.ScoredRow], policy: MissingPolicy) -> list[str]:
     out = []
     for row in rows:
@@ -195,6 +235,8 @@ def build_board(spec: BoardSpec, registry: Registry | None = None) -> Board:
         warnings.extend(notes)
     entries.extend(iter_reference_entries(spec.references, registry))
     selection = select_tasks(registry, entries, spec.task_set)
+    sources = {r.sha256: bootstrap.load_clips(r.directory, r.result) for r in inputs.results} \
+        if spec.bootstrap.enabled else {}
     warnings.extend(selection.warnings)
 
     tracks: dict[str, Any] = {}
@@ -204,9 +246,13 @@ def build_board(spec: BoardSpec, registry: Registry | None = None) -> Board:
             if tasks else []
         if not tasks:
             warnings.append(f"Track {track.value}: no task to rank over: the track is empty")
-        ranked = formula.rank_rows(scored, track)
+        resamples = bootstrap.resample_track(track, scored, tasks, registry, sources, spec.bootstrap) \
+            if spec.bootstrap.enabled and scored else None
+        ranked = formula.rank_rows(scored, track, resamples.ahead if resamples else None,
+                                   spec.bootstrap.tie_confidence)
         warnings.extend(_row_warnings(track, ranked, spec.missing))
         tracks[track.value] = _track_dict(track, selection, registry, ranked)
+        warnings.extend(_add_bootstrap(tracks[track.value], track, ranked, resamples, spec.bootstrap))
 
     xares_results = sorted({str(r.result.get("versions", {}).get("xares")) for r in inputs.results})
     if len(xares_results) > 1:
@@ -238,12 +284,14 @@ def build_board(spec: BoardSpec, registry: Registry | None = None) -> Board:
             "missing_policy": spec.missing.value,
             "missing": spec.missing.text,
             **{k: v for k, v in formula.RULES.items() if not k.startswith("tie_")},
-            "tie": {t.value: formula.RULES[f"tie_{t.value}"] for t in Track},
+            "tie": {t.value: formula.tie_rule_text(t, resamples=spec.bootstrap.resamples,
+                                                   confidence=spec.bootstrap.tie_confidence) for t in Track},
             "verification": VERIFICATION_RULE,
             "precision": DISPLAY_DECIMALS,
             "tie_epsilon": TIE_EPSILON,
         },
         "verification": {"public_key_id": public_key_id, "allow_unsigned": spec.allow_unsigned},
+        "bootstrap": spec.bootstrap.to_dict(),
         "tracks": tracks,
         "submissions": [
             {"sha256": r.sha256, "name": r.name, "provenance": r.provenance.value, "lock_sha256": r.lock_sha256,

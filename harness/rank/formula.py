@@ -23,6 +23,13 @@ Ranking is by the unrounded score. Going down the sorted rows, a row ties with t
 their difference is below the display precision (0.001), or, in Track A, at most two standard errors
 of the difference, 2 * sqrt(SE_a^2 + SE_b^2). Ties chain into a tie group; every row of a group gets
 the group's best rank (1, 2, 2, 4).
+
+With the paired bootstrap (harness/rank/bootstrap.py, issue 23) the rule for two adjacent rows that
+both have per-clip data is significance-aware instead: they tie unless the upper row is ahead in at
+least `tie_confidence` (0.95) of the resamples (or they differ by less than the display precision).
+A pair where either row has no per-clip data (a published reference row, a result without clips.npz)
+keeps the plain rule above. `normalise_many` and `average_many` are equations (1) and (2) over arrays
+of resamples, so that the bootstrap averages exactly as the leaderboard does.
 """
 
 from __future__ import annotations
@@ -31,7 +38,9 @@ import dataclasses
 import decimal
 import enum
 import math
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
 
 from harness.errors import UsageError
 from harness.rank.model import (
@@ -63,6 +72,13 @@ RULES = {
              "tie group whose rows share the group's best rank",
     "tie_B": "rank by the unrounded score; going down, a row ties with the row above when they differ by less "
              "than 0.001 (the displayed precision); ties chain into a tie group whose rows share its best rank",
+    "tie_bootstrap": "rank by the unrounded score; going down, two adjacent rows that both have per-clip data "
+                     "(clips.npz) tie unless the upper row is ahead (strictly higher score) in at least {confidence:g} "
+                     "of the {resamples} paired bootstrap resamples (test clips drawn with replacement within each "
+                     "task, the same draw for every row; in Track A one of each row's repeats drawn per task), or "
+                     "when they differ by less than 0.001 (the displayed precision); a pair where either row has no "
+                     "per-clip data keeps the plain rule: {plain}; ties chain into a tie group whose rows share the "
+                     "group's best rank",
     "published": "a reference row's published value matches when the recomputed score, rounded half-up to the "
                  "published number of decimals, equals it",
 }
@@ -73,6 +89,7 @@ class TieReason(str, enum.Enum):
 
     PRECISION = "precision"  # the difference is below the displayed precision
     SPREAD = "spread"  # Track A: the difference is within two standard errors
+    BOOTSTRAP = "bootstrap"  # the upper row is ahead in fewer than tie_confidence of the bootstrap resamples
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,6 +132,7 @@ class ScoredRow:
     rank: int | None = None
     tie_group: int | None = None
     tie_reason: TieReason | None = None  # why this row shares the rank of the row above
+    upper_ahead: float | None = None  # share of bootstrap resamples in which the row above scores higher
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", RowStatus(self.status))
@@ -199,11 +217,55 @@ def score_entry(entry: Entry, tasks: Sequence[str], registry: Registry, policy: 
                      weight_counted=weight)
 
 
-def tie_reason(upper: ScoredRow, lower: ScoredRow, track: Track) -> TieReason | None:
-    """Whether `lower` (the next row down) ties with `upper`, and why."""
+#: the share of bootstrap resamples in which the first row scores strictly higher than the second, or
+#: None where either row has no resamples (the plain rule decides)
+AheadShare = Callable[[ScoredRow, ScoredRow], "float | None"]
+
+
+def tie_rule_text(track: Track, *, resamples: int = 0, confidence: float = 0.95) -> str:
+    """The tie rule in force for `track`, in words: the plain rule, or the bootstrap's when it ran."""
+    plain = RULES[f"tie_{Track(track).value}"]
+    if resamples <= 0:
+        return plain
+    plain = plain.split("; ties chain")[0].removeprefix("rank by the unrounded score; going down, ")
+    return RULES["tie_bootstrap"].format(confidence=confidence, resamples=resamples, plain=plain)
+
+
+def normalise_many(task: TaskEntry, values: np.ndarray) -> np.ndarray:
+    """Equation (1) over an array of raw values (bootstrap resamples): `task.normalise` element-wise,
+    vectorised. One expression covers both directions, as in `TaskEntry.normalise`."""
+    if task.worst is None or task.best is None:
+        task.normalise(0.0)  # raises the registry's own "no normalisation bounds" error
+    values = np.asarray(values, dtype=np.float64)
+    if not np.all(np.isfinite(values)):
+        raise UsageError(f"task '{task.name}': a resampled metric value is not a finite number",
+                         expected=f"finite {task.metric} values", found="nan or inf",
+                         fix="check the result's clips.npz (its per-clip data)")
+    return np.clip((values - task.worst) / (task.best - task.worst), 0.0, 1.0)
+
+
+def average_many(weights: Sequence[int], normalised: np.ndarray) -> np.ndarray:
+    """Equation (2) over resamples: `normalised` is [..., T] (one column per counted task, in the order
+    of `weights`), the result [...]; capped at 1.0 as `score_entry` caps float rounding."""
+    w = np.asarray(weights, dtype=np.float64)
+    if w.ndim != 1 or w.size == 0 or w.sum() <= 0:
+        raise UsageError("the weighted average needs counted tasks with positive weight",
+                         expected="one weight per counted task, summing above 0", found=repr(list(weights)),
+                         fix="harness bug")
+    return np.minimum(1.0, (np.asarray(normalised, dtype=np.float64) @ w) / w.sum())
+
+
+def tie_reason(upper: ScoredRow, lower: ScoredRow, track: Track, ahead: AheadShare | None = None,
+               tie_confidence: float = 0.95) -> TieReason | None:
+    """Whether `lower` (the next row down) ties with `upper`, and why. With `ahead` (the bootstrap),
+    a pair that both have resamples is separated only when `upper` is ahead in at least
+    `tie_confidence` of them; any other pair keeps the plain rule."""
     difference = upper.score - lower.score
     if difference < TIE_EPSILON:
         return TieReason.PRECISION
+    share = ahead(upper, lower) if ahead is not None else None
+    if share is not None:
+        return TieReason.BOOTSTRAP if share < tie_confidence else None
     if track is Track.A:
         spread = math.hypot(upper.se or 0.0, lower.se or 0.0)
         if spread > 0 and difference <= 2 * spread:
@@ -211,15 +273,21 @@ def tie_reason(upper: ScoredRow, lower: ScoredRow, track: Track) -> TieReason | 
     return None
 
 
-def rank_rows(rows: Iterable[ScoredRow], track: Track) -> list[ScoredRow]:
-    """Ranked rows by unrounded score (ties chained into groups), then the unranked ones."""
+def rank_rows(rows: Iterable[ScoredRow], track: Track, ahead: AheadShare | None = None,
+              tie_confidence: float = 0.95) -> list[ScoredRow]:
+    """Ranked rows by unrounded score (ties chained into groups), then the unranked ones. `ahead` and
+    `tie_confidence`: the bootstrap's significance-aware rule (see `tie_reason`); without them, the
+    plain rule."""
     rows = list(rows)
     ranked = sorted((r for r in rows if r.ranked), key=lambda r: (-r.score, r.entry.name))
     unranked = sorted((r for r in rows if not r.ranked),
                       key=lambda r: (r.score is None, -(r.score or 0.0), r.entry.name))
     groups: list[list[tuple[ScoredRow, TieReason | None]]] = []
     for row in ranked:
-        reason = tie_reason(groups[-1][-1][0], row, track) if groups else None
+        upper = groups[-1][-1][0] if groups else None
+        reason = tie_reason(upper, row, track, ahead, tie_confidence) if upper is not None else None
+        if upper is not None and ahead is not None:
+            row = dataclasses.replace(row, upper_ahead=ahead(upper, row))
         if reason is None:
             groups.append([(row, None)])
         else:

@@ -45,14 +45,15 @@ def _cell_text(cell: dict | None) -> str:
 
 
 def render_csv(document: dict, track: str) -> str:
-    """One row per leaderboard row: rank, tie group, name, scores, provenance, then each task's raw
-    value (or its state: failed, not_run, error)."""
+    """One row per leaderboard row: rank, tie group, name, scores (with the bootstrap's interval, rank
+    interval and the share of resamples in which the row above is ahead, or why there is none),
+    provenance, then each task's raw value (or its state: failed, not_run, error)."""
     board = document["tracks"][track]
     tasks = [t["task"] for t in board["tasks"]]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["rank", "tie_group", "name", "kind", "provenance", "status", "score", "score_se", "score_public",
-                     "published", "published_matches", "sha256", "lock_sha256", *tasks])
+                     "published", "published_matches", "sha256", "lock_sha256", *tasks, *_BOOT_COLUMNS])
     for row in board["rows"]:
         writer.writerow([
             row["rank"] if row["rank"] is not None else "", row["tie_group"] or "", _safe_csv(row["name"]), row["kind"],
@@ -60,9 +61,23 @@ def render_csv(document: dict, track: str) -> str:
             "" if row["score_se"] is None else repr(row["score_se"]),
             "" if row["score_public"] is None else repr(row["score_public"]), row["published"] or "",
             "" if row["published_matches"] is None else str(row["published_matches"]).lower(), row["sha256"] or "",
-            row["lock_sha256"] or "", *[_cell_text(row["cells"].get(t)) for t in tasks],
+            row["lock_sha256"] or "", *[_cell_text(row["cells"].get(t)) for t in tasks], *_boot_cells(row),
         ])
     return buffer.getvalue()
+
+
+#: the bootstrap's columns, after the tasks' (so that readers of the older columns read them unchanged)
+_BOOT_COLUMNS = ("score_low", "score_high", "rank_median", "rank_low", "rank_high", "upper_ahead", "interval_note")
+
+
+def _boot_cells(row: dict) -> list[str]:
+    boot = row["bootstrap"]
+    def number(value: float | None) -> str:
+        return "" if value is None else repr(value)
+
+    interval, ranks = boot["interval"] or (None, None), boot["rank_interval"] or (None, None)
+    return [number(interval[0]), number(interval[1]), number(boot["rank_median"]), number(ranks[0]),
+            number(ranks[1]), number(boot["upper_ahead"]), _safe_csv(boot["reason"] or "")]
 
 
 def _md(text: str) -> str:
@@ -77,8 +92,8 @@ def render_markdown(document: dict, track: str) -> str:
              f"Task set `{document['task_set']['name']}` ({len(board['tasks'])} tasks, total weight "
              f"{board['total_weight']}); missing tasks: `{rules['missing_policy']}` ({rules['missing']}). "
              f"Ties: {board['tie_rule']}. Formula `{document['formula_version']}`.", "",
-             "| Rank | Name | Score | Public | Published | Provenance | Status |",
-             "|---:|---|---:|---:|---|---|---|"]
+             "| Rank | Name | Score | Public | Published | Provenance | Status | Rank 95% |",
+             "|---:|---|---:|---:|---|---|---|---:|"]
     for row in board["rows"]:
         rank = "\u2013" if row["rank"] is None else (f"={row['rank']} (T{row['tie_group']})" if row["tie_group"]
                                                      else str(row["rank"]))
@@ -86,9 +101,13 @@ def render_markdown(document: dict, track: str) -> str:
         if row["published"] is not None:
             published = row["published"] + (" \u2713" if row["published_matches"]
                                              else f" \u2260 {display(row['score'])} \u26a0")
-        lines.append(f"| {rank} | {_md(row['name'])} | {row['score_display']} | {display(row['score_public'])} | "
-                     f"{published} | {row['provenance_label']} | {row['status']} |")
-    lines.append("")
+        ranks = row["bootstrap"]["rank_interval"]
+        rank_interval = "" if ranks is None else f"{ranks[0]}\u2013{ranks[1]}"
+        lines.append(f"| {rank} | {_md(row['name'])} | {_md(row['score_display'])} | {display(row['score_public'])} | "
+                     f"{published} | {row['provenance_label']} | {row['status']} | {rank_interval} |")
+    boot = document["bootstrap"]
+    lines += ["", f"Intervals: {boot['method']} ({boot['resamples']} resamples, seed {boot['seed']})."
+              if boot["resamples"] else "Intervals: off (--bootstrap 0).", ""]
     return "\n".join(lines)
 
 

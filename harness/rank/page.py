@@ -7,6 +7,10 @@ page might attempt. Rows arrive in rank order from the server side, so nothing d
 sorts by it (again: the other way); `?click=A:score,A:score` clicks headers on load (a task column is
 `A:task:esc50`), which is how the browser test clicks.
 
+With the bootstrap (issue 23) every score with an interval reads `mean [low, high]`, the rank cell
+carries the rank's 95 % interval, and a blob plot per track (challengeR's rank-stability plot: a disc
+per row and rank, its area the share of resamples that put the row there) is drawn as inline SVG.
+
 Names come from submissions: every string is HTML-escaped, in attributes and in SVG alike.
 """
 
@@ -41,6 +45,7 @@ table.board th[aria-sort=ascending] button::after{content:" \\25B2"}
 table.board th[aria-sort=descending] button::after{content:" \\25BC"}
 .hidden-mark{font-size:10px;color:var(--warn);font-weight:600}
 .override-mark{font-size:10px;color:var(--warn);font-weight:600}
+.custom-mark{font-size:10px;color:var(--muted,#666);font-weight:600}
 sup.override{font-size:9px;margin-left:1px}
 td.task{min-width:44px;font-size:12px}
 td.rank{font-weight:600}
@@ -59,6 +64,9 @@ margin-left:4px;font-style:normal}
 background:linear-gradient(to right,hsl(210,70%,96%),hsl(210,70%,30%))}
 svg.chart text{font:12px system-ui,"DejaVu Sans",sans-serif;fill:var(--fg)}
 svg.chart .axis{stroke:var(--line)}
+.ci{display:block;font-size:10px;color:var(--muted);font-weight:400}
+td.task .ci{color:inherit;opacity:.85}
+.rint{font-size:11px;color:var(--muted);font-weight:400;margin-left:3px}
 .rules li{margin:3px 0}
 table.plain{border-collapse:collapse}table.plain td,table.plain th{border-bottom:1px solid var(--line);padding:3px 8px;
 text-align:left;vertical-align:top}
@@ -118,6 +126,10 @@ _HIDDEN_MARK = ' <span class="hidden-mark">hidden</span>'
 OVERRIDE_TEXT = "X-ARES 0.1.3 marks this task disabled; the harness scored it anyway (XaresTask ignores the flag)"
 _OVERRIDE_MARK = f' <span class="override-mark" title="{OVERRIDE_TEXT}">X-ARES off</span>'
 _OVERRIDE_SUP = f'<sup class="override" title="{OVERRIDE_TEXT}">*</sup>'
+#: a task scored from the organizer's own task file, not the registry (harness.tasks.custom)
+CUSTOM_TEXT = ("not a registry task: weight from its own TaskConfig.eval_weight, bounds from its metric's natural "
+               "range (paper section 4.1)")
+_CUSTOM_MARK = f' <span class="custom-mark" title="{CUSTOM_TEXT}">custom</span>'
 PLUS_MINUS = "\u00b1"
 
 _CSP = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:; "
@@ -147,13 +159,46 @@ def _rank_cell(row: dict) -> str:
     if row["rank"] is None:
         return '<td class="rank" data-v="" title="not ranked: incomplete">\u2013</td>'
     if row["tie_group"] is not None:
+        ahead = row["bootstrap"]["upper_ahead"]
         why = {"precision": "differs from the row above by less than 0.001",
-               "spread": "within two standard errors of the row above"}.get(row["tie_reason"] or "",
-                                                                             "first row of the tie group")
-        return (f'<td class="rank" data-v="{row["rank"]}" title="tie group T{row["tie_group"]}: {e(why)}">'
-                f'<span class="tie" data-tie="T{row["tie_group"]}">={row["rank"]}</span> '
-                f'<span class="state">T{row["tie_group"]}</span></td>')
-    return f'<td class="rank" data-v="{row["rank"]}">{row["rank"]}</td>'
+               "spread": "within two standard errors of the row above",
+               "bootstrap": f"the row above is ahead in only {_share(ahead)} of the bootstrap resamples"}.get(
+            row["tie_reason"] or "", "first row of the tie group")
+        return (f'<td class="rank" data-v="{row["rank"]}" title="tie group T{row["tie_group"]}: {e(why)}'
+                f'{e(_rank_note(row))}"><span class="tie" data-tie="T{row["tie_group"]}">={row["rank"]}</span> '
+                f'<span class="state">T{row["tie_group"]}</span>{_rank_interval(row)}</td>')
+    note = _rank_note(row)
+    title = f' title="{e(note.strip())}"' if note else ""
+    return f'<td class="rank" data-v="{row["rank"]}"{title}>{row["rank"]}{_rank_interval(row)}</td>'
+
+
+def _share(value: float | None) -> str:
+    return "\u2013" if value is None else f"{100 * value:.1f} %"
+
+
+def _rank_interval(row: dict) -> str:
+    """The rank's 95 % interval over the bootstrap resamples, beside the rank."""
+    interval = row["bootstrap"]["rank_interval"]
+    if interval is None:
+        return ""
+    low, high = interval
+    text = str(low) if low == high else f"{low}\u2013{high}"
+    return f'<span class="rint" data-rank-interval="{low}-{high}">[{text}]</span>'
+
+
+def _rank_note(row: dict) -> str:
+    boot = row["bootstrap"]
+    if boot["rank_interval"] is None:
+        return f"\nno rank interval: {boot['reason']}" if boot["reason"] else ""
+    note = (f"\nrank over the resamples: median {boot['rank_median']:g}, 95 % interval "
+            f"{boot['rank_interval'][0]}\u2013{boot['rank_interval'][1]}")
+    if boot["upper_ahead"] is not None:
+        note += f"; the row above is ahead in {_share(boot['upper_ahead'])} of them"
+    return note
+
+
+def _interval_text(interval: list[float] | None) -> str:
+    return "" if interval is None else f"[{display(interval[0])}, {display(interval[1])}]"
 
 
 def _name_cell(row: dict) -> str:
@@ -185,6 +230,10 @@ def _task_cell(cell: dict | None, task: dict, policy: str) -> str:
     if state == "value":
         background, colour = _heat(cell["normalised"])
         detail.append(f"raw {cell['raw']!r}, normalised {cell['normalised']:.4f}")
+        interval = cell.get("interval")
+        if interval:
+            detail.append(f"95 % bootstrap interval: raw [{interval['raw'][0]:.4f}, {interval['raw'][1]:.4f}], "
+                          f"normalised [{interval['normalised'][0]:.4f}, {interval['normalised'][1]:.4f}]")
         if cell["repeats"] > 1:
             detail.append(f"{cell['repeats']} Track A runs, std {cell['std']:.4f} (normalised)")
         if cell["clamped"]:
@@ -195,7 +244,9 @@ def _task_cell(cell: dict | None, task: dict, policy: str) -> str:
         flag = (" clamped" if cell["clamped"] else "") + (" overridden" if overridden else "")
         return (f'<td class="task{flag}" data-v="{_sortval(cell["normalised"])}" data-state="value" '
                 f'style="background:{background};color:{colour}" title="{e(chr(10).join(detail))}">'
-                f'{cell["normalised"]:.3f}{_OVERRIDE_SUP if overridden else ""}</td>')
+                f'{cell["normalised"]:.3f}{_OVERRIDE_SUP if overridden else ""}'
+                + (f'<span class="ci">{_interval_text(interval["normalised"])}</span>' if interval else "")
+                + "</td>")
     counted = cell["counted"]
     label = {"failed": "failed", "not_run": "not run", "error": "error"}[state]
     if state != "error":
@@ -229,11 +280,12 @@ def _table(board: dict, policy: str) -> str:
     for task in tasks:
         hidden = "" if task["public"] else " (hidden)"
         overridden = task.get("xares_disabled_overridden") is True
-        note = f"; {OVERRIDE_TEXT}" if overridden else ""
+        custom = task.get("custom") is True
+        note = (f"; {OVERRIDE_TEXT}" if overridden else "") + (f"; {CUSTOM_TEXT}" if custom else "")
         out.append(f'<th class="task" data-key="task:{e(task["task"])}" data-type="num" data-first="desc" '
                    f'title="{e(task["formal_name"])}: {e(task["metric"])}, weight {task["weight"]}{hidden}{e(note)}">'
                    f'<button type="button">{e(task["task"])}{"" if task["public"] else _HIDDEN_MARK}'
-                   f'{_OVERRIDE_MARK if overridden else ""}</button></th>')
+                   f'{_OVERRIDE_MARK if overridden else ""}{_CUSTOM_MARK if custom else ""}</button></th>')
     out.append("</tr></thead><tbody>")
     for order, row in enumerate(board["rows"]):
         classes = ["row", row["status"]] + (["reference"] if row["reference"] else [])
@@ -245,8 +297,14 @@ def _table(board: dict, policy: str) -> str:
         score_title = f"unrounded {_num(row['score'], 6)}; counted weight {row['counted_weight']}"
         if row["status"] == "incomplete":
             score_title += "; provisional (incomplete: not ranked)"
+        interval = row["bootstrap"]["interval"]
+        if interval is not None:
+            score_title += f"; 95 % bootstrap interval [{_num(interval[0], 6)}, {_num(interval[1], 6)}]"
+        elif row["bootstrap"]["reason"]:
+            score_title += f"; no interval: {row['bootstrap']['reason']}"
+        ci = f'<span class="ci" data-interval="1">{_interval_text(interval)}</span>' if interval else ""
         out.append(f'<td class="score" data-v="{_sortval(row["score"])}" title="{e(score_title)}"><b>'
-                   f'{display(row["score"])}</b></td>')
+                   f'{display(row["score"])}</b>{ci}</td>')
         if spread:
             se = "" if row["score_se"] is None else PLUS_MINUS + " " + display(row["score_se"])
             out.append(f'<td class="se" data-v="{_sortval(row["score_se"])}">{se}</td>')
@@ -288,9 +346,13 @@ def _chart(board: dict) -> str:
                      f'<text x="{label_w - 8}" y="{y + bar_h - 5}" text-anchor="end">{e(rank)}  {e(name)}</text>'
                      f'<rect x="{label_w}" y="{y}" width="{bar_w * score:.1f}" height="{bar_h}" rx="2" '
                      f'fill="{colours[row["provenance"]]}" fill-opacity="{opacity}"/>')
-        if row["score_se"]:
-            low = max(0.0, score - 2 * row["score_se"])
-            high = min(1.0, score + 2 * row["score_se"])
+        interval = row["bootstrap"]["interval"]
+        if interval is not None or row["score_se"]:
+            if interval is not None:
+                low, high = max(0.0, interval[0]), min(1.0, interval[1])
+            else:
+                low = max(0.0, score - 2 * row["score_se"])
+                high = min(1.0, score + 2 * row["score_se"])
             cy = y + bar_h / 2
             parts.append(f'<line x1="{label_w + bar_w * low:.1f}" y1="{cy}" x2="{label_w + bar_w * high:.1f}" '
                          f'y2="{cy}" stroke="#1b1f24" stroke-width="1.5"/>')
@@ -303,6 +365,69 @@ def _chart(board: dict) -> str:
                      f'</text></g>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _blob_plot(board: dict, resamples: int) -> str:
+    """challengeR's blob plot: per row (ranked order) a disc at every rank it took in the resamples,
+    its area proportional to how often; the median rank as a black tick, the 95 % rank interval as a
+    black line, the leaderboard's rank as a hollow square."""
+    rows = [r for r in board["rows"] if r["bootstrap"]["rank_counts"]]
+    if not rows:
+        return ""
+    missing = [r for r in board["rows"] if r["rank"] is not None and not r["bootstrap"]["rank_counts"]]
+    ranks = len(rows[0]["bootstrap"]["rank_counts"])
+    label_w, top, row_h = 230, 34, 28
+    cell_w = max(14, min(40, 560 // max(1, ranks)))
+    width = label_w + cell_w * ranks + 20
+    height = top + len(rows) * row_h + 8
+    radius = min(cell_w, row_h) / 2 - 2
+    colours = {"verified": "#2f81f7", "unsigned": "#d4a72c", "reference": "#8c959f"}
+    parts = [f'<svg class="chart blob" id="blob-{board["track"]}" role="img" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">'
+             f'<title>{e(board["title"])}: rank stability over {resamples} bootstrap resamples</title>'
+             f'<text x="{label_w - 8}" y="{top - 20}" text-anchor="end">rank \u2192</text>']
+    step = 1 if ranks <= 20 else 5
+    for rank in range(1, ranks + 1):
+        x = label_w + cell_w * (rank - 0.5)
+        parts.append(f'<line class="axis" x1="{x:.1f}" y1="{top - 6}" x2="{x:.1f}" y2="{height - 4}"/>')
+        if rank == 1 or rank % step == 0:
+            parts.append(f'<text x="{x:.1f}" y="{top - 10}" text-anchor="middle">{rank}</text>')
+    for i, row in enumerate(rows):
+        boot = row["bootstrap"]
+        cy = top + i * row_h + row_h / 2
+        total = sum(boot["rank_counts"]) or 1
+        name = row["name"] if len(row["name"]) <= 30 else row["name"][:29] + "\u2026"
+        parts.append(f'<g class="blobrow" data-name="{e(row["name"])}"><text x="{label_w - 8}" y="{cy + 4:.1f}" '
+                     f'text-anchor="end">{e(name)}</text>')
+        low, high = boot["rank_interval"]
+        x1, x2 = label_w + cell_w * (low - 0.5), label_w + cell_w * (high - 0.5)
+        parts.append(f'<line x1="{x1:.1f}" y1="{cy:.1f}" x2="{x2:.1f}" y2="{cy:.1f}" stroke="#1b1f24" '
+                     f'stroke-width="1.5"><title>95 % rank interval {low}\u2013{high}</title></line>')
+        for rank, count in enumerate(boot["rank_counts"], start=1):
+            if not count:
+                continue
+            share = count / total
+            parts.append(f'<circle class="blob" cx="{label_w + cell_w * (rank - 0.5):.1f}" cy="{cy:.1f}" '
+                         f'r="{max(1.2, radius * share ** 0.5):.2f}" fill="{colours[row["provenance"]]}" '
+                         f'fill-opacity="0.75" data-rank="{rank}" data-share="{share:.4f}"><title>{e(row["name"])}: '
+                         f'rank {rank} in {100 * share:.1f} % of resamples</title></circle>')
+        xm = label_w + cell_w * (boot["rank_median"] - 0.5)
+        parts.append(f'<line x1="{xm:.1f}" y1="{cy - radius - 1:.1f}" x2="{xm:.1f}" y2="{cy + radius + 3:.1f}" '
+                     f'stroke="#1b1f24" stroke-width="2"><title>median rank {boot["rank_median"]:g}</title></line>')
+        if row["rank"] is not None:
+            xr = label_w + cell_w * (row["rank"] - 0.5)
+            parts.append(f'<rect x="{xr - 4:.1f}" y="{cy - 4:.1f}" width="8" height="8" fill="none" '
+                         f'stroke="#cf222e" stroke-width="1.5"><title>leaderboard rank {row["rank"]}</title></rect>')
+        parts.append("</g>")
+    parts.append("</svg>")
+    note = ""
+    if missing:
+        note = ('<p class="meta">Not in the plot (no per-clip data; ranked by the plain rule, held at their score in '
+                "every resample): " + ", ".join(f"{e(r['name'])} ({e(r['bootstrap']['reason'] or '')})"
+                                                for r in missing) + "</p>")
+    return (f'<h3>Rank stability ({resamples} bootstrap resamples)</h3><p class="meta">Per row, a disc at each rank '
+            "it took, its area the share of resamples; black tick: median rank; black line: 95 % rank interval; "
+            f'red square: the leaderboard\'s rank.</p><div class="scroll">{"".join(parts)}</div>{note}')
 
 
 def _list(items: Iterable[str]) -> str:
@@ -320,6 +445,7 @@ def _rules(doc: dict) -> str:
     left = [f"Track {lo['track']}: {lo['task']}: {lo['reason']}" for lo in task_set["left_out"]]
     overridden = sorted({t["task"] for track in ("A", "B") for t in doc["tracks"][track]["tasks"]
                          if t.get("xares_disabled_overridden")})
+    custom = {t["task"]: t for track in ("A", "B") for t in doc["tracks"][track]["tasks"] if t.get("custom")}
     return (
         '<section id="rules"><h2>Rules applied</h2><ul class="rules">'
         f"<li><b>Task set</b>: <code>{e(task_set['name'])}</code>: {e(task_set['description'])} "
@@ -330,13 +456,22 @@ def _rules(doc: dict) -> str:
            f" and <sup>*</sup>): {e(', '.join(overridden))}. Only xares.run's worker reads the flag; the harness "
            "calls XaresTask, which ignores it, and the organizers scored these tasks in 2025.</li>"
            if overridden else "")
+        + ("<li><b>Custom tasks</b> (marked <span class=\"custom-mark\">custom</span>: scored from the organizer's "
+           "own task files, not in the registry): weight from each task's own TaskConfig.eval_weight, worst and best "
+           "from its metric's natural range (paper section 4.1): "
+           + e(", ".join(f"{n} ({t['metric']}, weight {t['weight']}, worst {t['worst']:g}, best {t['best']:g})"
+                         for n, t in sorted(custom.items()))) + "</li>" if custom else "")
         + f"<li><b>Normalisation</b>: {e(rules['normalisation'])}</li>"
         f"<li><b>Average</b>: {e(rules['average'])}</li>"
         f"<li><b>Clamping</b>: {e(rules['clamp'])}</li>"
         f"<li><b>Missing tasks</b> (<code>--missing {e(rules['missing_policy'])}</code>): {e(rules['missing'])}</li>"
         f"<li><b>Infrastructure errors</b>: {e(rules['error'])}</li>"
         f"<li><b>Track A spread</b>: {e(rules['spread'])}</li>"
-        f"<li><b>Ties, Track A</b>: {e(rules['tie']['A'])}</li>"
+        + (f"<li><b>Bootstrap</b>: {doc['bootstrap']['resamples']} resamples, seed {doc['bootstrap']['seed']}, "
+           f"{100 * doc['bootstrap']['level']:g} % intervals: {e(doc['bootstrap']['method'])}. Rows without per-clip "
+           "data show no interval and say why.</li>" if doc["bootstrap"]["resamples"] else
+           "<li><b>Bootstrap</b>: off (--bootstrap 0): no intervals; the plain tie rule.</li>")
+        + f"<li><b>Ties, Track A</b>: {e(rules['tie']['A'])}</li>"
         f"<li><b>Ties, Track B</b>: {e(rules['tie']['B'])}</li>"
         f"<li><b>Published values</b>: {e(rules['published'])}</li>"
         f"<li><b>Verification</b>: {e(rules['verification'])}</li>"
@@ -385,12 +520,14 @@ def render_page(doc: dict) -> str:
                   '<span><span class="hidden-mark">hidden</span>: a hidden dataset (\u2020 in the paper)</span>'
                   '<span><span class="override-mark">X-ARES off</span>, <sup>*</sup>: disabled in X-ARES 0.1.3, '
                   'scored anyway</span>'
+                  '<span>[low, high]: 95 % bootstrap interval; [a\u2013b] beside a rank: its 95 % interval</span>'
                   '<span>hover a cell for its raw value</span></div>')
         tracks.append(
             f'<section id="track-{track}"><h2>{e(board["title"])}</h2>'
             f'<p class="meta">{len(board["rows"])} rows over {tasks} tasks (total weight {board["total_weight"]}). '
             f'Tie rule: {e(board["tie_rule"])}.</p>'
-            + _chart(board) + legend + _table(board, policy) + "</section>")
+            + _chart(board) + legend + _table(board, policy)
+            + _blob_plot(board, doc["bootstrap"]["resamples"]) + "</section>")
     warnings = doc["warnings"]
     warn = (f'<details class="warnings" open><summary>{len(warnings)} warning(s)</summary><ul>{_list(warnings)}</ul>'
             "</details>") if warnings else ""

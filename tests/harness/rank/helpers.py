@@ -117,3 +117,60 @@ def write_reference(root: Path) -> Path:
     path = root / "reference.csv"
     path.write_text(REFERENCE_CSV)
     return path
+
+
+def clip_runs(task_name: str, tracks: dict[str, list[Any]], n: int) -> list[Any]:
+    """Accuracy ClipRuns for one task: `tracks` maps "A"/"B" to a list of boolean arrays (one per run:
+    where the prediction is right)."""
+    import numpy as np
+
+    from checker.clips import ClipRun
+
+    keys = np.array([f"{task_name}-{i:05d}" for i in range(n)])
+    target = np.arange(n) % 7
+    runs = []
+    for track, corrects in tracks.items():
+        for i, correct in enumerate(corrects):
+            pred = np.where(correct, target, (target + 1) % 7)
+            runs.append(ClipRun(task=task_name, track=track, run=i, seed=i, metric="accuracy",
+                                reported=float(np.mean(correct)), keys=keys, arrays={"pred": pred, "target": target}))
+    return runs
+
+
+def write_result_with_clips(root: Path, result: dict, runs: list[Any], signer: Signer | None = None) -> Path:
+    """RESULTS/<sha>/clips.npz written first, its digest recorded in result.json ("clips"), then the
+    result (and its envelope) as `write_result` writes them: the signature covers the record."""
+    from checker.clips import CLIPS_NAME, write_clips
+
+    folder = root / result["submission"]["sha256"]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = write_clips(folder / CLIPS_NAME, runs)
+    result = dict(result, clips={"file": CLIPS_NAME, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                                 "runs": len(runs)})
+    return write_result(root, result, signer)
+
+
+def bootstrap_scenario(root: Path, n: int = 400) -> tuple[Path, Signer]:
+    """Signed results with per-clip data on esc50 and cremad (Track A: 2 repeats; Track B): "strong"
+    (about 90 % right), "copy" (the same predictions, another package: another digest), "weak" (about
+    60 %), and "plain" (scored without clips.npz). Returns (RESULTS, signer)."""
+    import numpy as np
+
+    signer = Signer(root / "keys")
+    results = root / "RESULTS"
+    rng = np.random.default_rng(11)
+    quality = {"strong": 0.9, "weak": 0.6}
+    made = {name: {t: [rng.random(n) < p for _ in range(3)] for t in ("esc50", "cremad")}
+            for name, p in quality.items()}
+    made["copy"] = made["strong"]
+    for label, encoder in (("strong", "StrongEncoder"), ("copy", "StrongEncoder"), ("weak", "WeakEncoder")):
+        arrays = made[label]
+        runs, tasks = [], []
+        for t in ("esc50", "cremad"):
+            a_runs, b_run = arrays[t][:2], arrays[t][2]
+            runs += clip_runs(t, {"A": a_runs, "B": [b_run]}, n)
+            tasks.append(task(t, repeats=[float(np.mean(c)) for c in a_runs], b=float(np.mean(b_run))))
+        write_result_with_clips(results, result_doc(label, tasks, encoder_class=encoder), runs, signer)
+    write_result(results, result_doc("plain", [task("esc50", repeats=(0.7, 0.72), b=0.7), task("cremad", 0.7, 0.7)],
+                                     encoder_class="PlainEncoder"), signer)
+    return results, signer

@@ -205,3 +205,50 @@ def test_the_published_tables_in_the_browser(tmp_path):
     if artifacts:
         Path(artifacts).mkdir(parents=True, exist_ok=True)
         shutil.copy(shot, Path(artifacts) / "leaderboard-published.png")
+
+
+def test_intervals_rank_intervals_and_the_blob_plot_as_rendered(tmp_path):
+    """Scores read `mean [low, high]`, the rank carries its interval, and each track has a blob plot
+    with one disc per row and rank seen (areas summing to every resample); a result without
+    clips.npz shows no interval. The screenshot is kept at /tmp/aecc-bootstrap-page.png to look at."""
+    from harness.rank.bootstrap import BootstrapSpec
+    from tests.harness.rank.helpers import bootstrap_scenario
+
+    results, signer = bootstrap_scenario(tmp_path)
+    reference = tmp_path / "reference.csv"
+    reference.write_text("name,track,published,esc50,cremad\nBaseline,A,0.700,0.8,0.66\nBaseline,B,0.650,0.7,0.63\n")
+    board = build_board(BoardSpec(results=(results,), public_key=signer.public_path, references=(str(reference),),
+                                  bootstrap=BootstrapSpec(resamples=400, seed=1)))
+    write_site(board, tmp_path / "site")
+    page = dom(tmp_path / "site" / "index.html", tmp_path)
+    strong = f"StrongEncoder ({sha_of('strong')[:8]})"
+    weak, plain = f"WeakEncoder ({sha_of('weak')[:8]})", f"PlainEncoder ({sha_of('plain')[:8]})"
+    for track in ("A", "B"):
+        rows = {r["name"]: r for r in board.document["tracks"][track]["rows"]}
+        score = page.cell(f"table-{track}", strong, "score")["text"]
+        low, high = rows[strong]["bootstrap"]["interval"]
+        assert score == f"{rows[strong]['score_display'].split()[0]}[{low:.3f}, {high:.3f}]"
+        rank = page.cell(f"table-{track}", weak, "rank")["text"]
+        assert rank.endswith("[{}]".format("\u2013".join(str(v) for v in sorted(set(
+            rows[weak]["bootstrap"]["rank_interval"])))))
+        assert "[" not in page.cell(f"table-{track}", plain, "score")["text"]
+        discs = [a for t, a in page.elements if t == "circle" and a.get("class") == "blob"
+                 and a.get("cx") is not None]
+        assert discs
+    blobs = [a for t, a in page.elements if t == "svg" and "blob" in a.get("class", "")]
+    assert [a["id"] for a in blobs] == ["blob-A", "blob-B"]
+    shares = {}
+    for t, a in page.elements:
+        if t == "g" and a.get("class") == "blobrow":
+            current = a["data-name"]
+            shares[current] = 0.0
+        elif t == "circle" and a.get("class") == "blob":
+            shares[current] += float(a["data-share"])
+    assert shares and all(abs(v - 1.0) < 1e-3 for v in shares.values())
+    shot = Path("/tmp/aecc-bootstrap-page.png")
+    browse(tmp_path / "site" / "index.html", tmp_path, "--window-size=1400,1700", f"--screenshot={shot}")
+    assert shot.stat().st_size > 20_000
+    artifacts = os.environ.get("AECC_TEST_ARTIFACTS")
+    if artifacts:
+        Path(artifacts).mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, Path(artifacts) / "leaderboard-bootstrap.png")

@@ -10,6 +10,7 @@ import pytest
 
 from harness.errors import ConfigError
 from harness.rank.board import BoardSpec, build_board
+from harness.rank.page import render_page
 from harness.results import TaskResult
 from harness.tasks import custom
 from harness.tasks.registry import Direction, TaskEntry, load_registry
@@ -44,6 +45,10 @@ def test_a_custom_task_is_ranked_with_its_own_weight_and_natural_bounds(tmp_path
     assert rows[0]["cells"]["tones"]["weight"] == 120
     # Track B is ranked for the custom task because a result holds a kNN value for it
     assert "tones" in [t["task"] for t in doc["tracks"]["B"]["tasks"]]
+    # the page marks it, and its rules say where its weight and bounds come from
+    page = render_page(doc)
+    assert page.count('class="custom-mark"') >= 3  # Track A and B headers, and the rules' legend
+    assert "tones (accuracy, weight 120, worst 0, best 1)" in page
 
 
 def test_eer_runs_from_worst_one_to_best_zero():
