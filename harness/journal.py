@@ -51,7 +51,7 @@ class EventKind(str, enum.Enum):
     SUBMISSION = "submission"  # a submission's overall state changed
     STAGE = "stage"  # a stage of a submission (per task where it has tasks) started or ended
     SCHEDULER = "scheduler"  # a backend's job id and state for a submission (Slurm)
-    REPLY = "reply"  # an answer to a mail: recorded, sent, skipped or failed (harness.mail.replies)
+    REPLY = "reply"  # an answer to a mail: recorded, sent, skipped or failed (harness.mailbox.replies)
     WATCH = "watch"  # `aecc watch` started, took a pass over its sources, or stopped (harness.mail.watch)
 
 

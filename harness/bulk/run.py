@@ -34,7 +34,7 @@ from harness.journal import EventKind, Journal, Leases, SubmissionState
 from harness.layers.build import build_chain
 from harness.layers.model import XARES_VERSION, runtime_layer
 from harness.layers.options import BuildOptions, require_upload_times
-from harness.mail.config import MailOptions, is_mail_url
+from harness.mailbox.config import MailOptions, is_mail_url
 from harness.pipelines.runner import StageRunner
 from harness.pipelines.score import (
     Context,
@@ -64,7 +64,7 @@ class BatchSpec:
     backoff_s: float = 10.0
     latest_per_sender: bool = False
     key: Path | None = None  # the Ed25519 private key results are signed with
-    mail: MailOptions | None = None  # IMAP and answers (harness.mail); None: neither
+    mail: MailOptions | None = None  # IMAP and answers (harness.mailbox); None: neither
 
     def to_dict(self) -> dict:
         """Plain data a cluster job reads back (`from_dict`): the same settings on every node."""
@@ -197,7 +197,7 @@ def plan_batch(spec: BatchSpec, *, progress: Callable[[str, str], None] = lambda
     journal = Journal(out)
     try:
         if spec.mail is not None or any(is_mail_url(p) for p in spec.inputs):
-            from harness.mail.source import read_inbox
+            from harness.bulk.mail_source import read_inbox
 
             inbox = read_inbox(spec, journal, out / ATTACHMENTS, say=lambda m: progress("-" * 64, m))
         else:

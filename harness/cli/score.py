@@ -102,7 +102,7 @@ def add_mail_flags(s: argparse.ArgumentParser) -> None:
 
 def mail_options(args: argparse.Namespace, *, until: str | None = None, accept_late: bool = False) -> object | None:
     """The MailOptions of the flags, or None when no mail flag and no IMAP input is given."""
-    from harness.mail.config import MailOptions, is_mail_url, parse_url
+    from harness.mailbox.config import MailOptions, is_mail_url, parse_url
 
     for source in args.inputs:
         if is_mail_url(source):
@@ -173,7 +173,7 @@ def batch_spec(args: argparse.Namespace, backend: Backend, out, mail) -> object:
     """The BatchSpec of `aecc score`'s (and `aecc watch`'s) flags; the task plan printed first."""
     from harness.attest import resolve_key_path
     from harness.bulk.run import BatchSpec
-    from harness.mail.config import is_mail_url
+    from harness.mailbox.config import is_mail_url
     from harness.pipelines.score import ScoreSettings
 
     key = resolve_key_path(args.key)

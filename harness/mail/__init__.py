@@ -1,6 +1,7 @@
-"""The mail loop: submissions read from an IMAP folder (`imap`), each sender answered over SMTP
-after the check stage (`replies`), one batch at a time until the deadline (`loop`, `watch`).
+"""The mail loop, above the batch: one batch of mail at a time, each sender answered when its check
+has ended (`loop`), until the deadline (`watch`).
 
-Where the mail loop is configured (server addresses, TLS, where passwords come from) is `config`.
-docs/MAIL.md describes the whole loop for organizers.
+What it reads and sends through is below the batch, in `harness.mailbox` (configuration, the IMAP
+folder, the answers); the IMAP side of the inbox is `harness.bulk.mail_source`. docs/MAIL.md
+describes the whole loop for organizers.
 """

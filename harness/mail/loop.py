@@ -1,4 +1,4 @@
-"""One batch of the mail loop: read the inbox (IMAP folders through `harness.mail.imap`), score as
+"""One batch of the mail loop: read the inbox (IMAP folders through `harness.mailbox.imap`), score as
 `aecc score` does, answer each sender when its check has ended, then mark the finished mail
 processed on the server.
 
@@ -29,8 +29,8 @@ from typing import Any
 
 from harness.errors import InfraError, UsageError
 from harness.journal import Journal, read_events, reduce
-from harness.mail.replies import Replier
-from harness.mail.source import check_credentials, mark_processed, options_of
+from harness.mailbox.replies import Replier
+from harness.bulk.mail_source import check_credentials, mark_processed, options_of
 
 __all__ = ["quiet_pass", "run_mail_batch"]
 

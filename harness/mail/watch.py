@@ -10,7 +10,7 @@ the last: it takes the mail that came just before, and marks late what the serve
 Its state is journaled (`watch` events: started, pass, stopped) so that `aecc status` shows it, and
 the pid tells whether a watch that never said "stopped" is still alive or was killed. Ctrl-C and
 SIGTERM end it between two journaled steps: a batch stops as `run_batch` does, an answer is recorded
-before it is sent (`harness.mail.replies`), a mail is flagged before it is moved (`harness.mail.imap`),
+before it is sent (`harness.mailbox.replies`), a mail is flagged before it is moved (`harness.mailbox.imap`),
 so a new `aecc watch` with the same arguments takes up where it stopped.
 """
 
@@ -27,10 +27,10 @@ from typing import Any
 
 from harness.errors import UsageError
 from harness.journal import EventKind, Journal, read_events
-from harness.mail.config import parse_url
-from harness.mail.imap import ImapFolder
+from harness.mailbox.config import parse_url
+from harness.mailbox.imap import ImapFolder
 from harness.mail.loop import quiet_pass, run_mail_batch
-from harness.mail.source import imap_sources, options_of
+from harness.bulk.mail_source import imap_sources, options_of
 from harness.processes import process_start
 
 __all__ = ["WatchState", "parse_instant", "watch", "watch_state"]
@@ -117,7 +117,7 @@ def _wait(spec: Any, seconds: float, say: Callable[[str], None]) -> None:
 def watch_state(results: Path) -> dict | None:
     """The latest watch of a RESULTS folder: running (its process alive), stopped or killed; None
     when no watch ever ran there."""
-    from harness.mail.replies import ReplyState, reply_states
+    from harness.mailbox.replies import ReplyState, reply_states
 
     events = read_events(Path(results))
     watch_events = [e for e in events if e.kind is EventKind.WATCH]

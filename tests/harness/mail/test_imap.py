@@ -20,9 +20,9 @@ from harness.bulk.inbox import UnusableReason
 from harness.bulk.run import BatchSpec, plan_batch
 from harness.errors import InfraError, UsageError
 from harness.journal import Journal, SubmissionState, read_events, reduce
-from harness.mail.config import MailOptions
-from harness.mail.imap import PROCESSED_FLAG
-from harness.mail.source import mark_processed, read_inbox
+from harness.mailbox.config import MailOptions
+from harness.mailbox.imap import PROCESSED_FLAG
+from harness.bulk.mail_source import mark_processed, read_inbox
 from harness.pipelines.score import ScoreSettings
 from harness.tasks.arguments import resolve_tasks
 from tests.support.mailkit import (

@@ -21,8 +21,8 @@ from checker.verdict import summarise
 from harness.bulk.run import BatchSpec, plan_batch
 from harness.errors import InfraError, UsageError
 from harness.journal import EventKind, Journal, StageState, read_events, reduce
-from harness.mail.config import MailOptions
-from harness.mail.replies import Replier, ReplyState, reply_states
+from harness.mailbox.config import MailOptions
+from harness.mailbox.replies import Replier, ReplyState, reply_states
 from harness.pipelines.score import ScoreSettings
 from harness.tasks.arguments import resolve_tasks
 from tests.support.mailkit import (

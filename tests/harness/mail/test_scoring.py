@@ -13,9 +13,9 @@ import pytest
 
 from harness.bulk.run import BatchSpec
 from harness.journal import EventKind, read_events, reduce
-from harness.mail.config import MailOptions
+from harness.mailbox.config import MailOptions
 from harness.mail.loop import run_mail_batch
-from harness.mail.replies import ReplyState
+from harness.mailbox.replies import ReplyState
 from harness.pipelines.score import ScoreSettings
 from harness.tasks.arguments import resolve_tasks
 from tests.support.mailkit import (

@@ -26,9 +26,9 @@ from harness import schemas
 from harness.bulk.inbox import UnusableReason
 from harness.bulk.run import BatchSpec
 from harness.journal import EventKind, Journal, read_events, reduce
-from harness.mail.config import MailOptions
-from harness.mail.source import read_inbox
-from harness.mail.replies import ReplyState, reply_states
+from harness.mailbox.config import MailOptions
+from harness.bulk.mail_source import read_inbox
+from harness.mailbox.replies import ReplyState, reply_states
 from harness.mail.watch import watch, watch_state
 from harness.pipelines.score import ScoreSettings
 from harness.tasks.arguments import resolve_tasks

@@ -1,8 +1,10 @@
-"""The mail loop's inbox side: the IMAP folders of a run read as an inbox like any other, and the
-mail the journal is done with marked processed on the server.
+"""The IMAP side of the inbox: the IMAP folders of a run read as an inbox like any other
+(`harness.bulk.inbox` parses every mail, whichever source), and the mail the journal is done with
+marked processed on the server.
 
-Kept apart from the loop (`harness.mail.loop`), which drives batches: the batch (`harness.bulk.run`)
-reads its inbox through this module, and the loop runs batches, so neither imports the other's caller.
+The batch (`harness.bulk.run`) reads its inbox through this module; the loop that runs batches until
+the deadline (`harness.mail`) sits above the batch, and the folder and the answers it reads and
+sends through (`harness.mailbox`) below it.
 
 A mail is done when it is final in the journal: an unusable mail, a submission done, excluded or
 superseded, and, when answering, its answer sent, skipped or refused (`processed`).
@@ -17,9 +19,9 @@ from typing import Any
 from harness.bulk import inbox as inbox_mod
 from harness.errors import InfraError
 from harness.journal import Journal, JournalState, read_events, reduce
-from harness.mail.config import MailOptions, is_mail_url, parse_url, password_for
-from harness.mail.imap import Done, ImapFolder
-from harness.mail.replies import ReplyState, mail_key, reply_states
+from harness.mailbox.config import MailOptions, is_mail_url, parse_url, password_for
+from harness.mailbox.imap import Done, ImapFolder
+from harness.mailbox.replies import ReplyState, mail_key, reply_states
 
 __all__ = ["check_credentials", "imap_sources", "mark_processed", "options_of", "processed", "read_inbox"]
 

@@ -44,7 +44,6 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from harness.bulk.inbox import REPLY_ID_PREFIX
 from harness.errors import InfraError, UsageError
 from harness.journal import (
     EventKind,
@@ -54,7 +53,8 @@ from harness.journal import (
     SubmissionState,
     read_events,
 )
-from harness.mail.config import (
+from harness.mailbox.config import (
+    REPLY_ID_PREFIX,
     MailOptions,
     MailURL,
     parse_url,

@@ -30,12 +30,15 @@ from typing import Any
 
 from harness.errors import UsageError
 
-__all__ = ["MailOptions", "MailURL", "Scheme", "is_mail_url", "parse_url", "password_for", "tls_context"]
+__all__ = ["REPLY_ID_PREFIX", "MailOptions", "MailURL", "Scheme", "is_mail_url", "parse_url", "password_for",
+           "tls_context"]
 
 IMAP_PASSWORD_ENV = "AECC_IMAP_PASSWORD"
 SMTP_PASSWORD_ENV = "AECC_SMTP_PASSWORD"
 _DEFAULT_PORTS = {"imaps": 993, "imap": 143, "smtps": 465, "smtp": 587}
 _URL = re.compile(r"(?i)^(imaps?|smtps?)://")
+#: the Message-IDs of our answers start with this: a mail that refers to one is never answered
+REPLY_ID_PREFIX = "aecc-reply."
 DEFAULT_REPLY_CAP = 5  # answers per sender per hour: a loop with a responder is bounded by this
 
 

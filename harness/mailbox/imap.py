@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from harness.errors import InfraError, UsageError
-from harness.mail.config import MailOptions, MailURL, password_for, tls_context
+from harness.mailbox.config import MailOptions, MailURL, password_for, tls_context
 from harness.stages.rejection import escape_name
 
 __all__ = ["PROCESSED_FLAG", "ImapFolder", "RemoteMail"]
@@ -71,7 +71,7 @@ class ImapFolder:
 
     def __init__(self, url: MailURL | str, options: MailOptions, *,
                  say: Callable[[str], None] = log.warning) -> None:
-        from harness.mail.config import parse_url
+        from harness.mailbox.config import parse_url
 
         self.url = url if isinstance(url, MailURL) else parse_url(url, imap=True)
         self.options = options
