@@ -520,6 +520,8 @@ def render_page(doc: dict) -> str:
                   '<span><span class="hidden-mark">hidden</span>: a hidden dataset (\u2020 in the paper)</span>'
                   '<span><span class="override-mark">X-ARES off</span>, <sup>*</sup>: disabled in X-ARES 0.1.3, '
                   'scored anyway</span>'
+                  '<span><span class="custom-mark">custom</span>: not a registry task (its own weight, its '
+                  'metric\'s natural bounds)</span>'
                   '<span>[low, high]: 95 % bootstrap interval; [a\u2013b] beside a rank: its 95 % interval</span>'
                   '<span>hover a cell for its raw value</span></div>')
         tracks.append(
