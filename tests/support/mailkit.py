@@ -18,6 +18,10 @@ USER = "aecc"
 PASSWORD = "Zq7-imap-s3cret-4f9c"  # distinctive: the leak test greps for it
 SMTP_USER = "aecc@organizers.example"
 SMTP_PASSWORD = "Kp2-smtp-s3cret-8d1e"
+#: the task the mail tests score (the demo's smallest), and the attachments' content types
+TASK = REPO / "demo_tasks" / "tiny_tones_task.py"
+ZIP = "application/zip"
+PDF = "application/pdf"
 
 
 @dataclasses.dataclass(frozen=True)

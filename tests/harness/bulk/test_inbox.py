@@ -35,6 +35,7 @@ from harness.bulk.inbox import (
 )
 from harness.errors import UsageError
 from harness.stages.rejection import escape_name
+from tests.support.mailkit import make_pdf
 
 REPO = Path(__file__).resolve().parents[3]
 U = UnusableReason
@@ -48,15 +49,6 @@ def make_zip(tag: str) -> bytes:
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         info = zipfile.ZipInfo("encoder.py", date_time=(2025, 1, 1, 0, 0, 0))
         zf.writestr(info, f"class {tag}Encoder:\n    pass\n")
-    return buf.getvalue()
-
-
-def make_pdf(pages: int) -> bytes:
-    writer = PdfWriter()
-    for _ in range(pages):
-        writer.add_blank_page(width=72, height=72)
-    buf = io.BytesIO()
-    writer.write(buf)
     return buf.getvalue()
 
 

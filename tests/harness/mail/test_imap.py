@@ -26,6 +26,9 @@ from harness.bulk.mail_source import mark_processed, read_inbox
 from harness.pipelines.score import ScoreSettings
 from harness.tasks.arguments import resolve_tasks
 from tests.support.mailkit import (
+    PDF,
+    TASK,
+    ZIP,
     PASSWORD,
     deliver,
     good_zip,
@@ -35,9 +38,6 @@ from tests.support.mailkit import (
     raw,
 )
 
-TASK = Path(__file__).resolve().parents[3] / "demo_tasks" / "tiny_tones_task.py"
-ZIP = "application/zip"
-PDF = "application/pdf"
 
 
 @pytest.fixture(autouse=True)

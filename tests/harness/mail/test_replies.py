@@ -26,6 +26,9 @@ from harness.mailbox.replies import Replier, ReplyState, reply_states
 from harness.pipelines.score import ScoreSettings
 from harness.tasks.arguments import resolve_tasks
 from tests.support.mailkit import (
+    PDF,
+    TASK,
+    ZIP,
     SMTP_PASSWORD,
     SMTP_USER,
     free_port,
@@ -36,9 +39,6 @@ from tests.support.mailkit import (
     raw,
 )
 
-TASK = Path(__file__).resolve().parents[3] / "demo_tasks" / "tiny_tones_task.py"
-ZIP = "application/zip"
-PDF = "application/pdf"
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,6 @@ RESULTS keeps it and no scores, and the finished mail is moved to the done folde
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -19,6 +18,7 @@ from harness.mailbox.replies import ReplyState
 from harness.pipelines.score import ScoreSettings
 from harness.tasks.arguments import resolve_tasks
 from tests.support.mailkit import (
+    TASK,
     PASSWORD,
     SMTP_PASSWORD,
     deliver,
@@ -29,7 +29,6 @@ from tests.support.mailkit import (
 
 pytestmark = pytest.mark.slow
 
-TASK = Path(__file__).resolve().parents[3] / "demo_tasks" / "tiny_tones_task.py"
 
 
 def test_mail_over_imap_is_scored_and_answered_after_the_check_before_the_score(client, dovecot, certs, smtp,

@@ -33,6 +33,8 @@ from harness.mail.watch import watch, watch_state
 from harness.pipelines.score import ScoreSettings
 from harness.tasks.arguments import resolve_tasks
 from tests.support.mailkit import (
+    TASK,
+    ZIP,
     PASSWORD,
     SMTP_PASSWORD,
     deliver,
@@ -42,9 +44,7 @@ from tests.support.mailkit import (
 )
 
 REPO = Path(__file__).resolve().parents[3]
-TASK = REPO / "demo_tasks" / "tiny_tones_task.py"
 AECC = Path(sys.executable).parent / "aecc"
-ZIP = "application/zip"
 
 
 @pytest.fixture(autouse=True)
