@@ -15,6 +15,8 @@ work of its own) and alone: `python bench/bootstrap.py [--submissions 30 --tasks
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import functools
 import json
 import os
 import sys
@@ -55,8 +57,10 @@ def _arrays(metric: str, n: int, quality: float, rng: np.random.Generator) -> di
     raise ValueError(f"no generator for metric {metric!r}")
 
 
-def generate(submissions: int, tasks: int, repeats: int, seed: int, skip: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Rows and per-clip sources as `build_board` hands them to the bootstrap (Track A when repeats > 1)."""
+def generate(submissions: int, tasks: int, repeats: int, seed: int, skip: tuple[str, ...] = (),
+             reference: bool = False) -> dict[str, Any]:
+    """Rows and per-clip sources as `build_board` hands them to the bootstrap (Track A when repeats > 1;
+    `reference`: every row scored by `checker.clips.recompute` itself, the cost before fast_metrics)."""
     from checker import clips as clipfile
     from harness.rank import bootstrap, formula
     from harness.rank.model import Cell, CellState, Entry, MissingPolicy, Provenance, Track
@@ -89,18 +93,23 @@ def generate(submissions: int, tasks: int, repeats: int, seed: int, skip: tuple[
                                     values=tuple(values) if repeats > 1 else ())
         entry = Entry(track=track, name=f"submission-{s:02d}", provenance=Provenance.UNSIGNED, cells=cells, sha256=sha)
         rows.append(formula.score_entry(entry, names, registry, MissingPolicy.ZERO))
-        sources[sha] = bootstrap.ClipSource(clips=bootstrap.from_clip_runs(runs))
+        clips = bootstrap.from_clip_runs(runs)
+        if reference:
+            clips = {k: dataclasses.replace(v, runs=tuple(functools.partial(clipfile.recompute, s.run) for s in v.runs))
+                     for k, v in clips.items()}
+        sources[sha] = bootstrap.ClipSource(clips=clips)
     return {"rows": rows, "sources": sources, "tasks": names, "registry": registry, "track": track,
             "clips": sum(int(t.eval_weight) for t in chosen), "metrics": sorted({t.metric for t in chosen})}
 
 
 def measure(submissions: int = 30, tasks: int = 27, resamples: int = 1000, repeats: int = 1, seed: int = 0,
-            skip: tuple[str, ...] = ()) -> dict:
-    """Seconds for the bootstrap at this scale, and what it was run on (`skip`: metrics left out)."""
+            skip: tuple[str, ...] = (), reference: bool = False) -> dict:
+    """Seconds for the bootstrap at this scale, and what it was run on (`skip`: metrics left out;
+    `reference`: scored by `checker.clips.recompute`, row by row, as before fast_metrics)."""
     from harness.rank import bootstrap, formula
 
     started = time.monotonic()
-    data = generate(submissions, tasks, repeats, seed, skip)
+    data = generate(submissions, tasks, repeats, seed, skip, reference)
     generated = time.monotonic() - started
     spec = bootstrap.BootstrapSpec(resamples=resamples, seed=seed)
     started = time.monotonic()
@@ -113,7 +122,8 @@ def measure(submissions: int = 30, tasks: int = 27, resamples: int = 1000, repea
     groups = len({r.rank for r in ranked})
     return {"submissions": submissions, "tasks": len(data["tasks"]), "clips_per_row": data["clips"],
             "largest_task": max(resampled.clips.values()), "resamples": resamples, "repeats": repeats,
-            "metrics": data["metrics"], "cpus": os.cpu_count(), "generate_s": round(generated, 2),
+            "metrics": data["metrics"], "scorer": "reference" if reference else "fast_metrics",
+            "cpus": os.cpu_count(), "generate_s": round(generated, 2),
             "resample_s": round(resample_s, 3),
             "bootstrap_s": round(total, 3), "rows_with_interval": len(resampled.rows), "distinct_ranks": groups,
             "rank_stats": len(ranks)}
@@ -140,9 +150,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=1, help="Track A repeats per task (1: Track B)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip", default="", help="comma-separated metrics to leave out (e.g. mAP: see its cost)")
+    parser.add_argument("--reference", action="store_true",
+                        help="score with checker.clips.recompute row by row (the cost without fast_metrics)")
     args = parser.parse_args(argv)
     skip = tuple(m for m in args.skip.split(",") if m)
-    print(json.dumps(measure(args.submissions, args.tasks, args.resamples, args.repeats, args.seed, skip), indent=1))
+    print(json.dumps(measure(args.submissions, args.tasks, args.resamples, args.repeats, args.seed, skip,
+                             args.reference), indent=1))
     return 0
 
 

@@ -8,8 +8,9 @@ of B resamples
 - draws, per task, n clips with replacement out of the task's n: a multiplicity matrix [B, n] that
   every row shares (a *paired* bootstrap: two rows are always compared on the same clips);
 - in Track A draws, per row and task, one of the row's repeats (its probe seeds);
-- recomputes each row's metric on those clips (`checker.clips.recompute`), then normalises and
-  averages it with the leaderboard's own equations (`formula.normalise_many`, `formula.average_many`).
+- recomputes each row's metric on those clips (`checker.clips.recompute`, through `fast_metrics`,
+  which gives its numbers bit for bit at a fraction of the cost), then normalises and averages it
+  with the leaderboard's own equations (`formula.normalise_many`, `formula.average_many`).
 
 From the B scores per row come a percentile interval of every task's metric and of the average, the
 share of resamples in which a row is ahead of the next one down (the tie rule, `formula.rank_rows`),
@@ -143,7 +144,7 @@ class ClipSource:
 
 def from_clip_runs(runs: Iterable[Any]) -> dict[tuple[str, str], TaskClips]:
     """`checker.clips.ClipRun`s grouped per (track, task), Track A repeats in run order."""
-    from checker import clips as clipfile
+    from harness.rank.fast_metrics import RunScorer
 
     grouped: dict[tuple[str, str], list[Any]] = collections.defaultdict(list)
     for run in runs:
@@ -156,8 +157,7 @@ def from_clip_runs(runs: Iterable[Any]) -> dict[tuple[str, str], TaskClips]:
                 raise UsageError(f"task '{task}': Track {track} repeats were scored on different clips",
                                  expected="one set of clip keys per task", found=f"run {other.run} differs",
                                  fix="rescore the task")
-        out[(track, task)] = TaskClips(task, found[0].keys, tuple(functools.partial(clipfile.recompute, r)
-                                                                   for r in found),
+        out[(track, task)] = TaskClips(task, found[0].keys, tuple(RunScorer(r) for r in found),
                                        tuple(r.reported for r in found))
     return out
 
@@ -360,6 +360,7 @@ def _resample_tasks(track: Track, tasks: Sequence[str], candidates: dict, reason
         picks = {key: _stream(spec, track.value, task, "\0".join(str(k) for k in key)).integers(
                      0, len(clips.runs), size=b) for key, clips in users if len(clips.runs) > 1}
         out = {key: np.empty(b, dtype=np.float64) for key, _ in users}
+        batch, batched, alone = _linear_batch(users)
         chunk = max(1, min(b, CHUNK_ENTRIES // n))
         for start in range(0, b, chunk):
             stop = min(b, start + chunk)
@@ -379,7 +380,21 @@ def _resample_tasks(track: Track, tasks: Sequence[str], candidates: dict, reason
 
             # Rows are independent given the draw (made above, in order): numpy releases the GIL in
             # its array loops, so threads over rows use every core without changing a number.
-            list(pool.map(score, users))
+            pending = pool.map(score, alone)
+            if batch is not None:
+                # Every repeat on every resample: one product for all rows is cheaper than each
+                # row's own share, and a resample's value does not depend on which others are in it.
+                values = iter(batch.evaluate(weights))
+                for key, clips in batched:
+                    per_run = [next(values) for _ in clips.runs]
+                    if key not in picks:
+                        out[key][start:stop] = per_run[0]
+                        continue
+                    pick = picks[key][start:stop]
+                    for r, value in enumerate(per_run):
+                        chosen = np.flatnonzero(pick == r)
+                        out[key][start + chosen] = value[chosen]
+            list(pending)
         for key, _ in users:
             if not np.all(np.isfinite(out[key])):
                 # e.g. a WER resample without reference words, an EER resample without positives
@@ -390,6 +405,20 @@ def _resample_tasks(track: Track, tasks: Sequence[str], candidates: dict, reason
             else:
                 raw[key][task] = out[key]
     return raw
+
+
+def _linear_batch(users: list[tuple[RowKey, TaskClips]]) -> tuple[Any, list, list]:
+    """The rows whose every run is a linear metric (`fast_metrics.LinearBatch`: one matrix product
+    for all of them), and the rest, each scored on its own."""
+    from harness.rank.fast_metrics import LinearBatch, RunScorer
+
+    batched, alone = [], []
+    for user in users:
+        runs = user[1].runs
+        (batched if all(isinstance(r, RunScorer) and r.linear for r in runs) else alone).append(user)
+    if not batched:
+        return None, [], alone
+    return LinearBatch([scorer.run for _, clips in batched for scorer in clips.runs]), batched, alone
 
 
 def _summarise(candidates: dict, raw: dict[RowKey, dict[str, np.ndarray]], reasons: dict[RowKey, str],
