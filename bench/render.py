@@ -22,17 +22,21 @@ def render(doc: dict) -> None:
     table = Table(title=title)
     for column in ("metric", "unit", "median", "min .. max", "n", "target", "status"):
         table.add_column(column)
-    targets = {t["metric"]: t for t in doc["targets"]}
+    # An alternative's row shows its own threshold, marked "or", and the status of the whole target.
+    targets = {t["metric"]: (f"{t['op']} {t['threshold']:g}", t["status"]) for t in doc["targets"]}
+    for t in doc["targets"]:
+        for alt in t.get("alternatives", ()):
+            targets.setdefault(alt["metric"], (f"or {alt['op']} {alt['threshold']:g}", t["status"]))
     for name, metric in doc["metrics"].items():
-        target = targets.get(name)
+        threshold, verdict = targets.get(name, ("", None))
         status = Text("")
-        if target:
-            style = {"pass": "green", "miss": "bold red"}.get(target["status"], "dim")
-            status = Text(target["status"], style=style)
+        if verdict:
+            style = {"pass": "green", "miss": "bold red"}.get(verdict, "dim")
+            status = Text(verdict, style=style)
         fmt = (lambda v: "-" if v is None else (f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}"))  # noqa: E731
         table.add_row(name, metric["unit"], fmt(metric["median"]),
                       f"{fmt(metric['min'])} .. {fmt(metric['max'])}" if metric["n"] > 1 else "",
-                      str(metric["n"]), f"{target['op']} {target['threshold']:g}" if target else "", status)
+                      str(metric["n"]), threshold, status)
     console.print(table)
     for t in doc["targets"]:
         if t["note"]:

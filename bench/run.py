@@ -21,7 +21,12 @@ Groups (`--only` takes a comma-separated subset):
                  bare X-ARES runs, each from a fresh AECC_HOME (ratios batch/sequential, batch/bare)
   rss20          peak RSS of one `aecc score` process with 20 queued submissions (one tiny task)
   large          the larger suite (bench/large_suite.py, about 37 min of audio): bare X-ARES, a first
-                 and a second submission
+                 and a second submission, and a first after `aecc data prepare`
+  batch-large    K throwaway submissions (--batch-k) in one `aecc score` on the larger suite against K
+                 bare X-ARES runs on it (about 3 min a repeat on 2 cores)
+  hours          the 3-hour suite (bench/large_suite.py `hours`, 9000 clips): bare X-ARES, a first and
+                 a second submission (about 4 min a repeat on 2 cores); with `large`, each run's
+                 seconds per audio-hour and the two-point fit time = fixed + slope x audio-hours
   repeats        the score stage with 1 vs --repeats-n Track A repeats on the larger suite, and
                  Track A's spread over 10 seeds per task on the demo and the larger suite: how many
                  repeats bring the standard error under 0.005
@@ -65,16 +70,23 @@ from bench.targets import (  # noqa: E402
     evaluate_targets,
     explain_misses,
     parallel_note,
+    per_audio_hour,
+    per_hour_note,
+    target_metrics,
 )
 
 __all__ = ["AECC", "ALIASES", "DEMO_TASKS", "EXAMPLE", "GROUPS", "MISS_SOURCES", "RESULTS", "SCHEMA_VERSION", "START",
            "TARGETS", "Bench", "Recorder", "RssSampler", "env_with", "evaluate_targets", "explain_misses", "main",
-           "parallel_note", "parse_args", "progress", "render", "timed_run"]
+           "parallel_note", "parse_args", "per_audio_hour", "per_hour_note", "progress", "render", "target_metrics",
+           "timed_run"]
 
 SCHEMA_VERSION = 1
 RESULTS = REPO / "bench" / "results"
-GROUPS = ("validate-warm", "validate-cold", "images-noop", "score", "parallel", "batch", "rss20", "large", "repeats",
-          "lock", "asr", "sizes", "bootstrap")
+# Beside the Makefile's demo env (DEMO_ENV): kept between runs, as the 3-hour suite takes a minute
+# and more to write and 0.4 GB to hold.
+SUITES_DIR = Path.home() / ".aecc" / "bench-suites"
+GROUPS = ("validate-warm", "validate-cold", "images-noop", "score", "parallel", "batch", "rss20", "large",
+          "batch-large", "hours", "repeats", "lock", "asr", "sizes", "bootstrap")
 ALIASES = {"validate": ("validate-warm", "validate-cold"), "images": ("images-noop",), "all": GROUPS}
 
 
@@ -93,6 +105,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--keep-work", action="store_true", help="keep the scratch folder (logs, results)")
     parser.add_argument("--keep-images", action="store_true", help="keep the throwaway submissions' images")
     parser.add_argument("--out-dir", default=str(RESULTS), help="where the JSON goes (default bench/results)")
+    parser.add_argument("--suites-dir", default=str(SUITES_DIR),
+                        help=f"where the generated suites (large, hours) are kept between runs (default {SUITES_DIR})")
     args = parser.parse_args(argv)
     if args.quick:
         args.repeats, args.k = 1, 2
@@ -170,6 +184,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     guarded("batch", bench.batch, r)
                 if "large" in args.groups:
                     guarded("large", bench.large, r)
+                if "batch-large" in args.groups:
+                    guarded("batch-large", bench.batch_large, r)
+                if "hours" in args.groups:
+                    guarded("hours", bench.hours, r)
             if "rss20" in args.groups:
                 guarded("rss20", bench.rss20)
             if "repeats" in args.groups:
@@ -191,7 +209,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             removed = bench.remove_throwaway_images()
             progress(f"removed {len(removed)} throwaway submission image(s)")
     machine["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
-    metrics = {k: v for k, v in rec.summarised().items() if v["n"] or k in {t[0] for t in TARGETS}}
+    for name, values in per_audio_hour(rec.summarised()).items():
+        for value in values:
+            rec.add(name, value)
+    metrics = {k: v for k, v in rec.summarised().items() if v["n"] or k in target_metrics()}
+    if {"large", "hours"} & set(args.groups):
+        rec.notes.append(per_hour_note(metrics))
     if "parallel" in args.groups:
         rec.notes.append(parallel_note(metrics, args.parallel, machine["cpus"]))
     if "score" in args.groups:
@@ -203,9 +226,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     doc = {
         "schema_version": SCHEMA_VERSION,
         "created_utc": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "args": {"repeats": args.repeats, "k": args.k, "parallel": args.parallel, "quick": args.quick,
-                 "groups": args.groups, "demo_env": str(Path(args.demo_env).resolve()),
-                 "tasks": [t.name for t in bench.tasks]},
+        "args": {"repeats": args.repeats, "k": args.k, "batch_k": args.batch_k, "parallel": args.parallel,
+                 "quick": args.quick, "groups": args.groups, "demo_env": str(Path(args.demo_env).resolve()),
+                 "suites_dir": str(Path(args.suites_dir).resolve()), "tasks": [t.name for t in bench.tasks]},
         "machine": machine,
         "versions": versions,
         "metrics": metrics,

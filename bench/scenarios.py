@@ -53,7 +53,7 @@ class Bench(BeyondDemo, Inventory, BootstrapCost):
         self.submission_images: set[str] = set()
         self.runtime = build_chain(self.client, runtime_layer(), log=progress)[-1].image
         self.home_counter = 0
-        self._large_env: Path | None = None
+        self._suite_envs: dict[str, Path] = {}
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -381,22 +381,12 @@ class Bench(BeyondDemo, Inventory, BootstrapCost):
                 runs = [self.direct_xares(repeat * 100 + i, label="batch-direct") for i in range(k)]
                 walls["direct"] = None if None in runs else sum(runs)
                 continue
-            home = self.fresh_home(f"batch-{which}-{repeat}")
-            subs = [self.throwaway(f"batch-{which}-{repeat}-{i}") for i in range(k)]
             if which == "batch":
-                out = self.work / "out" / f"batch-{repeat}"
-                log = self.work / "logs" / f"batch-{repeat}.log"
-                with RssSampler() as sampler:
-                    rc, seconds, peak = timed_run(self.score_cmd(subs, out), log, env_with(home), sampler)
-                results = sorted(out.glob("*/result.json"))
-                ok = rc == 0 and len(results) == k
-                for path in results:
-                    self.submission_images.add(json.loads(path.read_text())["submission"]["image"])
-                if not ok:
-                    self.rec.error("batch", f"the batch exited {rc} with {len(results)} of {k} results", tail(log))
-                walls["batch"] = seconds if ok else None
+                walls["batch"], peak = self.batch_once(f"batch-{repeat}", k)
                 self.rec.add("batch_rss_peak_mib", peak / 2**20 if peak else None)
             else:
+                home = self.fresh_home(f"batch-{which}-{repeat}")
+                subs = [self.throwaway(f"batch-{which}-{repeat}-{i}") for i in range(k)]
                 total = 0.0
                 for i, sub in enumerate(subs):
                     out = self.work / "out" / f"seq-{repeat}-{i}"
@@ -421,6 +411,25 @@ class Bench(BeyondDemo, Inventory, BootstrapCost):
         self.rec.record("batch", {"repeat": repeat, "k": k, "order": order, **{f"{w}_s": v for w, v in walls.items()}})
         progress(f"batch of {k} r{repeat}: batch {walls.get('batch')} s, sequential {walls.get('sequential')} s, "
                  f"bare X-ARES x{k} {walls.get('direct')} s")
+
+    def batch_once(self, label: str, k: int, *, env_dir: Path | None = None, tasks: Sequence[Path] | None = None,
+                   group: str = "batch") -> tuple[float | None, int | None]:
+        """One `aecc score` of k new throwaway submissions from a fresh AECC_HOME: (wall s or None if
+        any submission did not score, peak RSS of its process tree)."""
+        home = self.fresh_home(label)
+        subs = [self.throwaway(f"{label}-{i}") for i in range(k)]
+        out = self.work / "out" / label
+        log = self.work / "logs" / f"{label}.log"
+        with RssSampler() as sampler:
+            rc, seconds, peak = timed_run(self.score_cmd(subs, out, env_dir=env_dir, tasks=tasks), log,
+                                          env_with(home), sampler)
+        results = sorted(out.glob("*/result.json"))
+        for path in results:
+            self.submission_images.add(json.loads(path.read_text())["submission"]["image"])
+        if rc != 0 or len(results) != k:
+            self.rec.error(group, f"the batch exited {rc} with {len(results)} of {k} results", tail(log))
+            return None, peak
+        return seconds, peak
 
     def rss20(self) -> None:
         """One `aecc score` with 20 submissions queued (one tiny task each): the orchestrator's RSS."""

@@ -9,24 +9,57 @@ that a target and the numbers that explain its miss are read side by side.
 from __future__ import annotations
 
 import argparse
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 from bench.sampling import Recorder
 
-#: (metric, comparison, threshold, what the issue asks)
+
+class Target(NamedTuple):
+    metric: str
+    op: str  # "<" or "<="
+    threshold: float
+    text: str  # what the issue asks
+    #: (metric, op, threshold) each of which meets the target on its own ("first <= 1.05x, or <= 0.6x
+    #: with `aecc data prepare`"): the target passes when any one passes
+    alternatives: tuple[tuple[str, str, float], ...] = ()
+
+
+#: 100 MB as the issue writes it, in the MiB the RSS metrics are kept in
+MB_100_IN_MIB = 100e6 / 2**20
+
+# Issue 25's targets replace issue 6's where they speak of the same case (the larger suite's first
+# and second submission, the batch against bare X-ARES, now on the larger suite, the orchestrator's
+# RSS); the others stand as they were.
 TARGETS = (
-    ("validate_warm_s", "<", 20.0, "validate warm under 20 s"),
-    ("validate_cold_build_s", "<", 120.0, "validate with a cold submission build under 120 s (no downloads)"),
-    ("ratio_first_vs_direct", "<=", 1.25, "first submission at most 1.25x bare X-ARES"),
-    ("ratio_second_vs_direct", "<", 1.0, "second submission at the same sample rate below 1.0x bare X-ARES"),
-    ("batch_rss20_peak_mib", "<", 300.0, "orchestrator RSS under 300 MB with 20 queued submissions"),
-    ("ratio_batch_vs_sequential", "<", 1.0, "a batch of K faster than K sequential `aecc score` runs"),
-    ("ratio_batch_vs_direct", "<=", 0.8, "a batch of K at most 0.8x K bare X-ARES runs"),
-    ("ratio_large_first_vs_direct", "<=", 1.05, "larger suite: first submission at most 1.05x bare X-ARES"),
-    ("ratio_large_second_vs_direct", "<=", 0.8, "larger suite: second submission at most 0.8x bare X-ARES"),
-    ("ratio_crepe_lock_vs_cold", "<=", 1.0, "a lock-based rebuild of the CREPE example not slower than its first build"),
-    ("bootstrap_s", "<", 60.0, "`aecc leaderboard`'s bootstrap at 30 submissions x 27 tasks x real sizes under a minute"),
+    Target("validate_warm_s", "<", 20.0, "validate warm under 20 s"),
+    Target("validate_cold_build_s", "<", 120.0, "validate with a cold submission build under 120 s (no downloads)"),
+    Target("ratio_first_vs_direct", "<=", 1.25, "demo suite: first submission at most 1.25x bare X-ARES"),
+    Target("ratio_second_vs_direct", "<", 1.0, "demo suite: second submission at the same sample rate below 1.0x "
+           "bare X-ARES"),
+    Target("batch_rss20_peak_mib", "<", MB_100_IN_MIB, "orchestrator RSS under 100 MB with 20 queued submissions"),
+    Target("ratio_batch_vs_sequential", "<", 1.0, "a batch of K faster than K sequential `aecc score` runs"),
+    Target("ratio_batch_large_vs_direct", "<=", 0.6, "larger suite: a batch of K at most 0.6x K bare X-ARES runs"),
+    Target("ratio_large_first_vs_direct", "<=", 1.05, "larger suite: first submission at most 1.05x bare X-ARES, or "
+           "at most 0.6x after `aecc data prepare`", (("ratio_large_first_prepared_vs_direct", "<=", 0.6),)),
+    Target("ratio_large_second_vs_direct", "<=", 0.6, "larger suite: second submission at most 0.6x bare X-ARES"),
+    Target("ratio_hours_second_vs_direct", "<", 1.0, "3-hour suite: the harness's seconds per audio-hour below bare "
+           "X-ARES's for the submissions after the first"),
+    Target("ratio_crepe_lock_vs_cold", "<=", 1.0, "a lock-based rebuild of the CREPE example not slower than its "
+           "first build"),
+    Target("bootstrap_s", "<", 60.0, "`aecc leaderboard`'s bootstrap at 30 submissions x 27 tasks x real sizes under a "
+           "minute"),
 )
+
+
+def target_metrics() -> set[str]:
+    """Every metric a target reads, alternatives included: kept in the JSON even when not measured."""
+    return {t.metric for t in TARGETS} | {a[0] for t in TARGETS for a in t.alternatives}
+
+
+#: the generated suites whose times give the per-audio-hour figures, smaller first
+FIT_SUITES = ("large", "hours")
+#: bare X-ARES, the harness's first submission, its later (second) one
+FIT_RUNS = {"direct": "bare X-ARES", "first": "harness, first submission", "second": "harness, later submissions"}
 
 
 def define_metrics(rec: Recorder, args: argparse.Namespace) -> None:
@@ -74,6 +107,28 @@ def define_metrics(rec: Recorder, args: argparse.Namespace) -> None:
                "X-ARES directly")
     rec.define("ratio_large_first_prepared_vs_first", "x", "larger suite: first submission after data prepare / "
                "without")
+    rec.define("batch_large_s", "s", f"one `aecc score` batch of {args.batch_k} throwaway submissions on the larger "
+               "suite (fresh AECC_HOME: prepare runs once)")
+    rec.define("batch_large_direct_s", "s", f"{args.batch_k} bare X-ARES runs on the larger suite (each decodes the "
+               "data)")
+    rec.define("ratio_batch_large_vs_direct", "x", "larger suite: the batch / the bare X-ARES runs, paired per repeat")
+    rec.define("batch_large_rss_peak_mib", "MiB", "peak RSS of that batch's `aecc score` process tree")
+    rec.define("hours_direct_s", "s", "X-ARES directly on the 3-hour suite")
+    rec.define("hours_first_s", "s", "`aecc score` on the 3-hour suite, first submission (prepare runs)")
+    rec.define("hours_second_s", "s", "`aecc score` on the 3-hour suite, second submission (prepare cached)")
+    rec.define("ratio_hours_first_vs_direct", "x", "3-hour suite: first submission / X-ARES directly")
+    rec.define("ratio_hours_second_vs_direct", "x", "3-hour suite: second submission / X-ARES directly, paired per "
+               "repeat (the same audio on both sides: the harness's seconds per audio-hour over bare X-ARES's)")
+    for suite, title in (("large", "the larger suite"), ("hours", "the 3-hour suite")):
+        rec.define(f"{suite}_audio_h", "h", f"audio in {title}, from its generation manifest")
+        for run, text in FIT_RUNS.items():
+            rec.define(f"{suite}_{run}_s_per_audio_h", "s/h", f"{title}: {text}, wall seconds per hour of audio "
+                       f"({suite}_{run}_s / {suite}_audio_h, per repeat)")
+    for run, text in FIT_RUNS.items():
+        rec.define(f"fit_{run}_slope_s_per_audio_h", "s/h", f"{text}: what each further hour of audio costs, the slope "
+                   "of time = fixed + slope x audio-hours through the two suites' medians")
+        rec.define(f"fit_{run}_fixed_s", "s", f"{text}: what a run costs whatever its audio, the fixed part of "
+                   "the same line (its value at zero hours)")
     rec.define("repeats_score_stage_1_s", "s", "larger suite: the score stage with one Track A run")
     rec.define(f"repeats_score_stage_{args.repeats_n}_s", "s", f"larger suite: the score stage with {args.repeats_n}")
     rec.define("ratio_repeats_n_vs_1", "x", f"score stage with {args.repeats_n} Track A repeats / with 1")
@@ -90,19 +145,89 @@ def define_metrics(rec: Recorder, args: argparse.Namespace) -> None:
     rec.define("bootstrap_track_a_s", "s", "the same, Track A with 3 repeats per task (one drawn per resample)")
 
 
+def _check(metrics: dict[str, dict], metric: str, op: str, threshold: float) -> dict:
+    value = (metrics.get(metric) or {}).get("median")
+    if value is None:
+        return {"metric": metric, "op": op, "threshold": threshold, "value": None, "status": "not measured", "note": ""}
+    ok = value < threshold if op == "<" else value <= threshold
+    note = "" if ok else f"missed by {(value / threshold - 1) * 100:.0f} % ({value:.3g} vs {threshold:g})"
+    return {"metric": metric, "op": op, "threshold": threshold, "value": round(value, 4),
+            "status": "pass" if ok else "miss", "note": note}
+
+
 def evaluate_targets(metrics: dict[str, dict], notes: list[str]) -> list[dict]:
+    """Each target's status: pass, miss, or not measured. A target with alternatives passes when any
+    one passes, misses only when all were measured and all missed; a miss beside an alternative that
+    was not measured is "not measured", as that alternative might have met it."""
     out = []
-    for metric, op, threshold, text in TARGETS:
-        value = (metrics.get(metric) or {}).get("median")
-        if value is None:
-            out.append({"target": text, "metric": metric, "op": op, "threshold": threshold, "value": None,
-                        "status": "not measured", "note": ""})
-            continue
-        ok = value < threshold if op == "<" else value <= threshold
-        note = "" if ok else f"missed by {(value / threshold - 1) * 100:.0f} % ({value:.3g} vs {threshold:g})"
-        out.append({"target": text, "metric": metric, "op": op, "threshold": threshold, "value": round(value, 4),
-                    "status": "pass" if ok else "miss", "note": note})
+    for target in TARGETS:
+        checks = [_check(metrics, target.metric, target.op, target.threshold),
+                  *(_check(metrics, *alt) for alt in target.alternatives)]
+        statuses = {c["status"] for c in checks}
+        status = "pass" if "pass" in statuses else ("miss" if statuses == {"miss"} else "not measured")
+        primary = checks[0]
+        entry = {"target": target.text, **primary, "status": status}
+        if target.alternatives:
+            entry["alternatives"] = [{k: c[k] for k in ("metric", "op", "threshold", "value", "status")}
+                                     for c in checks[1:]]
+            met = [c for c in checks if c["status"] == "pass"]
+            entry["note"] = (f"met by {met[0]['metric']} ({met[0]['value']:.3g} {met[0]['op']} {met[0]['threshold']:g})"
+                             if met else "; ".join(f"{c['metric']}: {c['note'] or c['status']}" for c in checks))
+        out.append(entry)
     return out
+
+
+def two_point_fit(small: tuple[float | None, float | None], large: tuple[float | None, float | None]
+                  ) -> tuple[float, float] | None:
+    """(fixed s, slope s per audio-hour) of the line time = fixed + slope x hours through two
+    (hours, seconds) points; None when a point is missing or both have the same hours."""
+    (h1, t1), (h2, t2) = small, large
+    if None in (h1, t1, h2, t2) or abs(h2 - h1) < 1e-9:
+        return None
+    slope = (t2 - t1) / (h2 - h1)
+    return t1 - slope * h1, slope
+
+
+def _median(metrics: dict[str, dict], name: str) -> float | None:
+    return (metrics.get(name) or {}).get("median")
+
+
+def per_audio_hour(metrics: dict[str, dict]) -> dict[str, list[float]]:
+    """The derived per-hour figures, from the summarised metrics: each measured run's seconds per
+    audio-hour on each suite (one value per repeat) and, where both suites were measured, each run's
+    two-point fit (one value, from the medians). A suite or run that was not measured gives nothing,
+    so the figures built on it stay absent (and a target on them "not measured"), never zero."""
+    out: dict[str, list[float]] = {}
+    for suite in FIT_SUITES:
+        hours = _median(metrics, f"{suite}_audio_h")
+        if not hours:
+            continue
+        for run in FIT_RUNS:
+            values = (metrics.get(f"{suite}_{run}_s") or {}).get("values") or []
+            if values:
+                out[f"{suite}_{run}_s_per_audio_h"] = [v / hours for v in values]
+    small, large = FIT_SUITES
+    for run in FIT_RUNS:
+        fit = two_point_fit((_median(metrics, f"{small}_audio_h"), _median(metrics, f"{small}_{run}_s")),
+                            (_median(metrics, f"{large}_audio_h"), _median(metrics, f"{large}_{run}_s")))
+        if fit is not None:
+            out[f"fit_{run}_fixed_s"] = [fit[0]]
+            out[f"fit_{run}_slope_s_per_audio_h"] = [fit[1]]
+    return out
+
+
+def per_hour_note(metrics: dict[str, dict]) -> str:
+    """One line: per run, seconds per audio-hour on each suite, then its slope and fixed part."""
+    sizes = ", ".join(f"{suite} {h:.2f} h" if (h := _median(metrics, f"{suite}_audio_h")) else f"{suite} not measured"
+                      for suite in FIT_SUITES)
+    parts = []
+    for run, text in FIT_RUNS.items():
+        per_h = " -> ".join(f"{v:.1f}" if (v := _median(metrics, f"{suite}_{run}_s_per_audio_h")) is not None
+                            else "not measured" for suite in FIT_SUITES)
+        slope, fixed = _median(metrics, f"fit_{run}_slope_s_per_audio_h"), _median(metrics, f"fit_{run}_fixed_s")
+        fit = f"slope {slope:.1f} s/h, fixed {fixed:.1f} s" if slope is not None and fixed is not None else "no fit"
+        parts.append(f"{text} {per_h} s/h ({fit})")
+    return f"seconds per audio-hour ({sizes}): " + "; ".join(parts)
 
 
 # Which numbers explain each ratio target: (baseline metric, what the baseline is, prefix of the
@@ -119,6 +244,11 @@ MISS_SOURCES = {
                                     "first submission on the larger suite"),
     "ratio_large_second_vs_direct": ("large_direct_s", "bare X-ARES on the larger suite", "large_second_stage_",
                                      "second submission on the larger suite"),
+    "ratio_batch_large_vs_direct": ("batch_large_direct_s", "K bare X-ARES runs on the larger suite",
+                                    "large_second_stage_",
+                                    "batch (a larger-suite second submission, by stage, for scale)"),
+    "ratio_hours_second_vs_direct": ("hours_direct_s", "bare X-ARES on the 3-hour suite", "hours_second_stage_",
+                                     "second submission on the 3-hour suite"),
     "ratio_crepe_lock_vs_cold": ("crepe_build_cold_s", "the CREPE example's first build stage", None,
                                  "rebuild from its lock"),
 }

@@ -31,6 +31,7 @@ METRICS = {
     "large_direct_s": m(14.2), "large_first_stage_prepare_s": m(8.6), "large_first_stage_score_s": m(5.3),
     "crepe_build_cold_s": m(14.8), "crepe_build_lock_s": m(18.4),
     "ratio_first_vs_direct": m(1.9), "ratio_large_first_vs_direct": m(1.4), "ratio_crepe_lock_vs_cold": m(1.23),
+    "ratio_large_first_prepared_vs_direct": m(0.9),
 }
 
 
