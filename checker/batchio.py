@@ -57,19 +57,21 @@ def write_tensor(prefix: Path, tensor: Any, extra: dict | None = None) -> int:
     return len(data)
 
 
-def _open_plain(path: Path):
+def _open_plain(path: Path, linked_ok: bool = False):
     """Open without following a symbolic link, and refuse hard links: a stage's output dir may hold
-    planted links to files it should not be able to name (labels, other outputs)."""
+    planted links to files it should not be able to name (labels, other outputs). `linked_ok` is for
+    the harness's own prepared audio only, which the check's container sees through links made at
+    its go (`harness.stages.encode.Layout`) and never through a folder it could write."""
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     info = os.fstat(fd)
-    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+    if not stat.S_ISREG(info.st_mode) or (info.st_nlink != 1 and not linked_ok):
         os.close(fd)
         raise BatchFormatError(f"{Path(path).name}: not a plain regular file (type or hard link)")
     return os.fdopen(fd, "rb")
 
 
-def read_header(path: Path, cap: int = HEADER_CAP) -> dict:
-    with _open_plain(path) as fh:
+def read_header(path: Path, cap: int = HEADER_CAP, *, linked_ok: bool = False) -> dict:
+    with _open_plain(path, linked_ok) as fh:
         raw = fh.read(cap + 1)
     if len(raw) > cap:
         raise BatchFormatError(f"{path.name}: header larger than {cap} bytes")
@@ -80,15 +82,16 @@ def read_header(path: Path, cap: int = HEADER_CAP) -> dict:
     return header
 
 
-def read_tensor(prefix: Path, max_bytes: int) -> Any:
-    """Read a tensor written by `write_tensor`, refusing payloads over `max_bytes` or of the wrong size."""
+def read_tensor(prefix: Path, max_bytes: int, *, linked_ok: bool = False) -> Any:
+    """Read a tensor written by `write_tensor`, refusing payloads over `max_bytes` or of the wrong size
+    (`linked_ok`: see `_open_plain`)."""
     import torch
 
-    header = read_header(Path(f"{prefix}.json"))
+    header = read_header(Path(f"{prefix}.json"), linked_ok=linked_ok)
     size = payload_size(header)
     if size > max_bytes:
         raise BatchFormatError(f"{Path(prefix).name}: {size} bytes exceeds the cap of {max_bytes}")
-    with _open_plain(Path(f"{prefix}.bin")) as fh:
+    with _open_plain(Path(f"{prefix}.bin"), linked_ok) as fh:
         data = fh.read(size + 1)
     if len(data) != size:
         raise BatchFormatError(f"{Path(prefix).name}: payload has {len(data)} bytes, header says {size}")

@@ -2,6 +2,7 @@
 
     python -P -m checker.contract --submission DIR --encoder FILE.py:Class --report OUT.json
         [--phase check|fetch] [--max-seconds 600] [--device auto|cpu|cuda]
+        [--then-encode GO.json --max-wait S]
 
 Run it with `-P` (or from a working directory outside the submission): `python -m` otherwise puts
 the working directory first on sys.path, and a submission's own `checker.py` or `checker/` would
@@ -58,7 +59,17 @@ Layout: `checker.common` holds the ids, prerequisites and bookkeeping, `checker.
 checks that run forward, `checker.pitfalls` the static scan, `checker.report` the report types;
 this module loads the encoder, orders the checks and is the command line.
 
-Exit status: 0 when a report was written (whatever it says), 3 when none could be written.
+`--then-encode GO.json` (the check phase of `aecc score`): once the report is written, the agent
+writes `<report>.done` beside it and waits for the host's decision in GO.json, a file the host alone
+writes (`checker.gate`'s go file): `{"cancel": true}` ends the run; `{"argv": [...]}` runs the encode
+stage (`checker.encode.main`) in this process, so the torch import and the submission's own imports
+are paid once. The encoder is constructed again for the encode, with torch's generator back at this
+process's own start (the checks seed it): the checks ran forward passes on their own instance and put
+it in eval mode (which changes a train-mode BatchNorm's or Dropout's output, and X-ARES never calls
+`.eval()`), so reusing it would give other embeddings than X-ARES computes.
+
+Exit status: 0 when a report was written (whatever it says), 3 when none could be written; with
+`--then-encode`, the encode stage's status after a go, 3 when no decision came within `--max-wait`.
 """
 
 from __future__ import annotations
@@ -379,6 +390,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-seconds", type=float, default=DEFAULT_MAX_SECONDS,
                         help=f"time budget; lengths that would exceed it are skipped (default {DEFAULT_MAX_SECONDS:g})")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument("--then-encode", metavar="GO_FILE",
+                        help="after the report, wait for the host's go file and run the encode stage in this process")
+    parser.add_argument("--max-wait", type=float, default=600.0,
+                        help="seconds to wait for the go file at most (with --then-encode)")
     return parser
 
 
@@ -402,6 +417,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     report_path = _report_path_from(argv)
     report = CheckReport(encoder_file="", encoder_class="")
+    args = None
+    fresh_rng = None
     try:
         try:
             args = build_parser().parse_args(argv)
@@ -414,6 +431,8 @@ def main(argv: list[str] | None = None) -> int:
                           phase=Phase(args.phase), max_seconds=args.max_seconds, device=args.device)
         if not os.path.isdir(options.submission):
             raise CheckerUsageError(f"--submission {options.submission} is not a folder")
+        if args.then_encode:
+            fresh_rng = _fresh_generator_state()
         setup()
         checker = Checker(options)
         report = checker.report
@@ -439,7 +458,66 @@ def main(argv: list[str] | None = None) -> int:
         print(f"checker: cannot write the report to {report_path}: {exc}", file=sys.stderr)
         return 3
     _print_summary(report)
+    if args is not None and args.then_encode:
+        return then_encode(report_path, args.then_encode, args.max_wait, fresh_rng)
     return 0
+
+
+#: what `--then-encode` returns when the host never decided (the gate's own code)
+EXIT_NO_GO = 3
+DONE_SUFFIX = ".done"
+
+
+def _fresh_generator_state() -> Any:
+    """torch's CPU generator and seed as this process started with them (torch seeds them from the OS,
+    as in any fresh process), before `setup()` seeds them for the checks."""
+    import torch
+
+    return torch.random.get_rng_state(), torch.initial_seed()
+
+
+def _give_back_memory() -> None:
+    """Return what the checks freed (the 10-minute input's buffers) to the kernel before encoding:
+    the encode must not start from the checks' high-water mark, or an encoder that fits the memory
+    cap in either phase alone could pass it here. Best effort: glibc's `malloc_trim` where it exists."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def then_encode(report_path: str, go_file: str, max_wait_s: float, fresh_rng: Any) -> int:
+    """Say the report is final, wait for the host's decision, and encode in this process on a go."""
+    from pathlib import Path
+
+    from checker import encode
+    from checker.gate import wait_for_go
+    from checker.jobs import Cancel
+
+    Path(report_path + DONE_SUFFIX).write_text("")
+    print("aecc-check: report written; waiting for the host's decision", flush=True)
+    go = wait_for_go(Path(go_file), max_wait_s)
+    if go is None:
+        print(f"aecc-check: no decision at {go_file} within {max_wait_s:g} s", file=sys.stderr, flush=True)
+        return EXIT_NO_GO
+    if isinstance(go, Cancel):
+        print("aecc-check: no encode (the host's decision)", flush=True)
+        return 0
+    import torch
+
+    _give_back_memory()
+    if fresh_rng is not None:
+        # Built again as in a fresh process: X-ARES constructs it before any seeding.
+        state, seed = fresh_rng
+        torch.random.set_rng_state(state)
+        if torch.cuda.is_initialized():
+            torch.cuda.manual_seed_all(seed)
+    print("aecc-check: encoding in the same process (the host's go)", flush=True)
+    return encode.main(list(go.argv))
 
 
 if __name__ == "__main__":

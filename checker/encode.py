@@ -95,7 +95,7 @@ def encode_task(encoder, device, audio_root: Path, out_root: Path, seed: int, wa
         torch.empty((), dtype=torch.int64).random_()  # the DataLoader iterator's base-seed draw
         batches = sorted(p.name[: -len(".json")] for p in split_in.glob("*.json"))
         for name in batches:
-            audio, _header = read_tensor(split_in / name, MAX_AUDIO_BATCH)
+            audio, _header = read_tensor(split_in / name, MAX_AUDIO_BATCH, linked_ok=True)
             watch = contextlib.nullcontext()
             if watchdog is not None:
                 if watchdog.budget.reference is None:

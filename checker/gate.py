@@ -10,7 +10,8 @@ harness alone writes (mounted read-only) and hands its `argv` to the stage's own
     {"argv": ["--jobs", "/out/jobs.json", ...]}   run checker.STAGE with these arguments
     {"cancel": true}                               nothing to do (cached, or an earlier stage failed)
 
-Only trusted stages run this way; a submission's code never runs in a container that waits.
+Only trusted stages run this way; a submission's code never runs in a container that waits for its
+inputs. `checker.contract --then-encode` reads the same go file after its checks (`wait_for_go`).
 """
 
 from __future__ import annotations

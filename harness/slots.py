@@ -76,6 +76,17 @@ class Slots:
             yield
 
     @contextlib.contextmanager
+    def spare_heavy(self) -> Iterator[bool]:
+        """A second heavy slot for a stage that already holds one, if one is free now (True), else
+        none (False). It never waits: a holder waiting for another slot could wait for itself."""
+        got = self._heavy.acquire(blocking=False)
+        try:
+            yield got
+        finally:
+            if got:
+                self._heavy.release()
+
+    @contextlib.contextmanager
     def light(self) -> Iterator[None]:
         with self._light:
             yield

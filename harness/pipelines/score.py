@@ -23,6 +23,7 @@ draw a luckier seed (issue 16).
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import dataclasses
 import enum
@@ -64,7 +65,7 @@ from harness.stages import encode as encode_stage
 from harness.stages import prepare as prepare_stage
 from harness.stages import score as score_stage
 from harness.stages.build import SubmissionImage, build_submission
-from harness.stages.check import CheckSpec, check
+from harness.stages.check import DECISION_WAIT_S, CheckSpec, check, check_then_encode
 from harness.pipelines.runner import StageRunner
 from harness.stages.contract_run import ContractRun, RunVerdict
 from harness.stages.fetch import FetchSpec, fetch
@@ -267,6 +268,9 @@ class _Timer:
         return {stage: merged[stage] for stage in _STAGE_ORDER if stage in merged} \
             | {stage: peaks for stage, peaks in merged.items() if stage not in _STAGE_ORDER}
 
+    def add(self, name: str, seconds: float) -> None:
+        self.timings[f"{name}_s"] = round(self.timings.get(f"{name}_s", 0.0) + seconds, 2)
+
     @contextlib.contextmanager
     def lap(self, name: str):
         t0 = time.monotonic()
@@ -364,39 +368,7 @@ def _score_one(ctx: Context, submission: Submission, arrivals: list[dict], state
     say(f"encoder: {attributes.class_name} at {attributes.sampling_rate} Hz, hop {attributes.hop_size_in_ms:g} ms, "
         f"D={attributes.output_dim}")
 
-    # -- check ---------------------------------------------------------------------------------------
-    check_key = key_of(image=built.image, agent=ctx.agent_hash, max_seconds=settings.max_seconds,
-                       profile=ctx.profile.name)
-    done = state.done("check", key=check_key) if state else None
-    if done is not None:
-        checks_summary = done.data["checks"]
-        timer.resumed["check"] = {k: done.data[k] for k in _PEAK_KEYS if k in done.data}
-        say("check: done earlier (resumed)")
-    else:
-        runner.enter(SubmissionState.CHECKING)
-        with ctx.slots.heavy(), ctx.slots.gpu() as gpu, timer.lap("check"):
-            say("check: the contract checker, network off")
-            runner.running(Stage.CHECK, key=check_key, gpu=gpu)
-            checked = check(ctx.client, CheckSpec(submission, built.image, ctx.profile, logs, gpu, settings.max_seconds))
-        checked.raise_for_infra()
-        timer.resources["check"] = _resources(checked.run)
-        checks_summary = _check_summary(checked, ctx.profile, settings)
-        if checked.report is not None:
-            _write_json(out_dir / CHECK_REPORT, checked.report)
-        runner.ended(Stage.CHECK, not checks_summary["blocking"],
-                      key=check_key, checks=checks_summary, log=str(checked.run.log_path), gpu=gpu,
-                      **timer.resources["check"])
-    say(f"check: {checks_summary['summary']['headline']}" if checks_summary.get("summary") else "check: done")
-    if checks_summary["blocking"]:
-        first = checks_summary["blocking"][0]
-        headline = (checks_summary.get("summary") or {}).get("headline", "")
-        raise SubmissionExcluded("check", headline if headline.startswith("will be excluded")
-                                 else f"excluded by --block-on: {first}",
-                                 expected="the checks X-ARES's own checker enforces (and --block-on) to pass",
-                                 found="; ".join(checks_summary["blocking"]),
-                                 fix="run `aecc validate` on the submission", log_path=logs / "check.log")
-
-    # -- prepare, encode, score: per task --------------------------------------------------------------
+    # -- the tasks: which are done already, and where each one's prepared data is -------------------------
     runs = run_root(submission)
     tasks = settings.tasks
     prepare_spec = prepare_stage.PrepareSpec(Path(settings.data), tasks, ctx.runtime, ctx.profile, logs)
@@ -425,10 +397,13 @@ def _score_one(ctx: Context, submission: Submission, arrivals: list[dict], state
                                              log=failed.data.get("log"))
             say(f"task {task.label}: failed earlier (resumed): {entries[task.label].reason}")
     pending = tuple(t for t in tasks if t.label not in entries)
+    encoded: dict[str, encode_stage.Encoded] = {}
+    is_prepared = False
 
-    if pending:
-        with ctx.slots.heavy(), timer.lap("prepare"):
-            runner.enter(SubmissionState.PREPARING)
+    def prepare_pending(hold_slot: bool = True) -> None:
+        with ctx.slots.heavy() if hold_slot else contextlib.nullcontext(), timer.lap("prepare"):
+            if hold_slot:  # else the caller holds the slot and says which state the submission is in
+                runner.enter(SubmissionState.PREPARING)
             pending_spec = dataclasses.replace(prepare_spec, tasks=pending)
             with contextlib.ExitStack() as stack:
                 warm_prepare = None
@@ -437,31 +412,114 @@ def _score_one(ctx: Context, submission: Submission, arrivals: list[dict], state
                     stack.enter_context(warm_prepare.stage)
                 prepared.update(prepare_stage.prepare(ctx.client, pending_spec, attributes, warm=warm_prepare,
                                                       progress=say))
-        encoded: dict[str, encode_stage.Encoded] = {}
-        todo = []
+
+    def reuse_encodes() -> None:
+        """Embeddings an earlier run left under the same keys, where their prepared data is there."""
         for task in pending:
             embeddings = encode_stage.embeddings_dir(runs, task)
             done = state.done("encode", task=task.label) if state else None
             reusable = done is not None and (done.key == encode_keys[task.label] or settings.rescore)
-            if reusable and encode_stage.count_embeddings(prepared[task.label], embeddings) is None:
+            if reusable and prepare_stage.is_prepared(prepared[task.label]) \
+                    and encode_stage.count_embeddings(prepared[task.label], embeddings) is None:
                 encoded[task.label] = encode_stage.Encoded(embeddings)
                 say(f"encode {task.label}: done earlier (resumed)")
+
+    def encode_spec(todo: tuple[TaskRef, ...], gpu: str | None) -> encode_stage.EncodeSpec:
+        return encode_stage.EncodeSpec(submission, built.image, todo, prepared, runs, ctx.profile, logs, gpu)
+
+    def record_encoded(results: Mapping[str, encode_stage.Encoded | None]) -> None:
+        for label, result in results.items():
+            if result is None:
+                continue  # not reached: encoded in a container of its own below
+            encoded[label] = result
+            _peak(timer, "encode", result.run)
+            runner.ended(Stage.ENCODE, result.ok, task=label, key=encode_keys[label], reason=result.reason,
+                         log=str(result.log) if result.log else None)
+
+    # -- check, then (in the same sandbox, after the host's decision) encode --------------------------
+    check_key = key_of(image=built.image, agent=ctx.agent_hash, max_seconds=settings.max_seconds,
+                       profile=ctx.profile.name)
+    done = state.done("check", key=check_key) if state else None
+    if done is not None:
+        checks_summary = done.data["checks"]
+        timer.resumed["check"] = {k: done.data[k] for k in _PEAK_KEYS if k in done.data}
+        say("check: done earlier (resumed)")
+    else:
+        reuse_encodes()
+        todo = tuple(t for t in pending if t.label not in encoded)
+        with contextlib.ExitStack() as stack:
+            # Prepare runs beside the check when a second heavy slot is free, else before it (and
+            # before the GPU is taken): either way it is done before the go, when the prepared audio
+            # is linked into the check's container (the checks never see it).
+            stack.enter_context(ctx.slots.heavy())
+            beside = bool(pending) and stack.enter_context(ctx.slots.spare_heavy())
+            if pending and not beside:
+                runner.enter(SubmissionState.PREPARING)
+                prepare_pending(hold_slot=False)
+            runner.enter(SubmissionState.CHECKING)
+            gpu = stack.enter_context(ctx.slots.gpu())
+            preparing = None
+            if beside:
+                pool = stack.enter_context(concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="prepare"))
+                preparing = pool.submit(prepare_pending, False)
+            is_prepared = bool(pending)
+            say("check: the contract checker, network off")
+            runner.running(Stage.CHECK, key=check_key, gpu=gpu)
+            spec = CheckSpec(submission, built.image, ctx.profile, logs, gpu, settings.max_seconds)
+            decided: dict[str, Any] = {}
+
+            def decide(checked: ContractRun) -> bool:
+                """The check recorded as it stood at its report; the go when nothing in it blocks."""
+                decided["summary"] = _record_check(ctx, runner, out_dir, check_key, checked, gpu, timer)
+                decided["at"] = time.monotonic()
+                if decided["summary"]["blocking"]:
+                    return False
+                if preparing is not None:
+                    preparing.result()  # the audio the go links in; its failure is raised here
+                decided["go"] = time.monotonic()
+                runner.enter(SubmissionState.ENCODING)
+                for task in todo:
+                    runner.running(Stage.ENCODE, task=task.label, key=encode_keys[task.label], gpu=gpu)
+                say(f"encode: {len(todo)} task(s) in the check's sandbox (network off), after its go")
+                return True
+
+            t0 = time.monotonic()
+            if todo:
+                # The agent waits for the decision as long as a prepare beside it may take.
+                wait = DECISION_WAIT_S + (ctx.profile.stage(Stage.PREPARE).wall_clock_s if preparing else 0)
+                both = check_then_encode(ctx.client, spec, encode_spec(todo, gpu), decide, decision_wait_s=wait)
+                checked = both.checked
+                if both.went_on:
+                    timer.add("encode", time.monotonic() - decided["go"])
+                    record_encoded(both.encoded)
             else:
-                todo.append(task)
+                checked = check(ctx.client, spec)
+            timer.add("check", (decided.get("at") or time.monotonic()) - t0)
+            if preparing is not None:
+                preparing.result()
+        checks_summary = decided.get("summary") or _record_check(ctx, runner, out_dir, check_key, checked, gpu, timer)
+    say(f"check: {checks_summary['summary']['headline']}" if checks_summary.get("summary") else "check: done")
+    if checks_summary["blocking"]:
+        first = checks_summary["blocking"][0]
+        headline = (checks_summary.get("summary") or {}).get("headline", "")
+        raise SubmissionExcluded("check", headline if headline.startswith("will be excluded")
+                                 else f"excluded by --block-on: {first}",
+                                 expected="the checks X-ARES's own checker enforces (and --block-on) to pass",
+                                 found="; ".join(checks_summary["blocking"]),
+                                 fix="run `aecc validate` on the submission", log_path=logs / "check.log")
+
+    # -- prepare (when the check was done earlier), encode what is left, score: per task ---------------
+    if pending:
+        if not is_prepared:
+            prepare_pending()
+            reuse_encodes()
+        todo = tuple(t for t in pending if t.label not in encoded)
         if todo:
             runner.enter(SubmissionState.ENCODING)
             with ctx.slots.heavy(), ctx.slots.gpu() as gpu, timer.lap("encode"):
                 for task in todo:
-                    runner.running(Stage.ENCODE, task=task.label, key=encode_keys[task.label],
-                                  gpu=gpu)
-                spec = encode_stage.EncodeSpec(submission, built.image, tuple(todo), prepared, runs, ctx.profile, logs,
-                                               gpu)
-                for label, result in encode_stage.encode(ctx.client, spec, progress=say).items():
-                    encoded[label] = result
-                    _peak(timer, "encode", result.run)
-                    runner.ended(Stage.ENCODE, result.ok, task=label,
-                                  key=encode_keys[label], reason=result.reason,
-                                  log=str(result.log) if result.log else None)
+                    runner.running(Stage.ENCODE, task=task.label, key=encode_keys[task.label], gpu=gpu)
+                record_encoded(encode_stage.encode(ctx.client, encode_spec(todo, gpu), progress=say))
         for task in pending:
             if not encoded[task.label].ok:
                 failed = encoded[task.label]
@@ -510,6 +568,23 @@ def _score_one(ctx: Context, submission: Submission, arrivals: list[dict], state
     if ctx.signer is not None:
         ctx.signer.sign(out_dir, data, zip_sha256=submission.sha256, image_digest=image_id)
     return result
+
+
+def _record_check(ctx: Context, runner: StageRunner, out_dir: Path, key: str, checked: ContractRun, gpu: str | None,
+                  timer: _Timer) -> dict:
+    """The check's verdict, recorded: its report beside the result, its summary in the journal.
+
+    Raises:
+        InfraError: the engine or the checker itself failed (never the submission's failure).
+    """
+    checked.raise_for_infra()
+    timer.resources["check"] = _resources(checked.run)
+    summary = _check_summary(checked, ctx.profile, ctx.settings)
+    if checked.report is not None:
+        _write_json(out_dir / CHECK_REPORT, checked.report)
+    runner.ended(Stage.CHECK, not summary["blocking"], key=key, checks=summary, log=str(checked.run.log_path),
+                 gpu=gpu, **timer.resources["check"])
+    return summary
 
 
 def _peak(timer: _Timer, stage: str, run: RunResult | None) -> None:

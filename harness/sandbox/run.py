@@ -238,6 +238,7 @@ def run_stage(
         eng.require_runtime(info, profile.runtime)
 
     started = time.monotonic()
+    started_wall = time.time()
     timed_out = threading.Event()
     gpu_killed = threading.Event()
     watch_verdict: list[tuple[Outcome, str]] = []
@@ -352,6 +353,12 @@ def run_stage(
         if gpu_monitor_error:
             return result(Outcome.INFRA_ERROR, exit_code=exit_code, oom=oom,
                           detail="GPU memory could not be measured, run stopped: " + gpu_monitor_error[0])
+        if isinstance(exit_code, int) and exit_code > 128 and not (oom or timed_out.is_set() or gpu_killed.is_set()):
+            signal = engine_kill_signal(client, container.id, started_wall)
+            if signal is not None:
+                return result(Outcome.INFRA_ERROR, exit_code=exit_code, oom=oom,
+                              detail=f"the engine stopped the container (signal {signal}: a daemon shutdown or "
+                                     "`docker stop`), not the submission")
         outcome, detail = classify(
             state,
             timed_out=timed_out.is_set(),
@@ -366,6 +373,24 @@ def run_stage(
     finally:
         stop_sampler.set()
         _remove_quietly(client, container, name)
+
+
+def engine_kill_signal(client: Any, container_id: str, since: float) -> str | None:
+    """The signal the engine sent a container that the harness did not ask to kill (the daemon's own
+    shutdown, an operator's `docker stop`), or None when it sent none. The engine records every kill
+    it sends as an event; a process that signals itself leaves none, so a submission that ends itself
+    with SIGTERM stays its own failure. An engine that cannot answer is going away: that counts too."""
+    import docker.errors
+    import requests.exceptions
+
+    try:
+        events = client.events(since=int(since) - 1, until=int(time.time()) + 1, decode=True,
+                               filters={"container": container_id, "event": "kill"})
+        for event in events:
+            return str(((event.get("Actor") or {}).get("Attributes") or {}).get("signal", "?"))
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        return f"unknown: the engine did not answer ({type(exc).__name__})"
+    return None
 
 
 def classify(

@@ -11,7 +11,9 @@ outputs, network off). Only the clock differs: the stage's own wall-clock limit 
 and the wait before it is bounded by `max_wait_s` (the stages before it have clocks of their own).
 Until its go the container runs at the lowest CPU weight, so its imports take idle CPU and never
 slow the build or fetch in front of it; the go restores the engine's default weight.
-Only trusted stages start warm: a submission's code never sits in a container that waits.
+Only trusted stages start warm: a submission's code never sits in a container that waits for its
+inputs. (The check's container waits once its own work is done, for the host's decision on it:
+`harness.stages.check.check_then_encode`.)
 """
 
 from __future__ import annotations

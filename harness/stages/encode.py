@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -98,49 +99,121 @@ def encode(client: Any, spec: EncodeSpec, *, progress: Callable[[str], None] = p
 
 
 def encode_batch(client: Any, spec: EncodeSpec, tasks: list[TaskRef], attempt: int) -> dict[str, Encoded | None]:
-    jobs, dirs = [], []
-    mounts = [agent_mount(), Mount(cache_dir(spec.submission), "/cache")]
-    for i, task in enumerate(tasks):
-        embeddings = embeddings_dir(spec.runs, task)
-        shutil.rmtree(embeddings, ignore_errors=True)
-        embeddings.mkdir(parents=True)
-        embeddings.chmod(0o777)
-        dirs.append(embeddings)
-        mounts += [Mount(spec.prepared[task.label] / "audio", f"/audio/{i}"),
-                   Mount(embeddings, f"/out/{i}", read_only=False)]
-        jobs.append(EncodeJob(audio=f"/audio/{i}", out=f"/out/{i}"))
+    layout = Layout.make(spec, tasks)
+    mounts = [agent_mount(), Mount(cache_dir(spec.submission), "/cache"), *layout.mounts]
     limit = spec.profile.stage(Stage.ENCODE).wall_clock_s
     with tempfile.TemporaryDirectory(prefix="encode-", dir=paths.scratch()) as tmp:
-        write_jobs(Path(tmp) / "jobs.json", jobs)
+        write_jobs(Path(tmp) / "jobs.json", layout.jobs)
         Path(tmp).chmod(0o755)
         mounts.append(Mount(Path(tmp), "/jobs"))
-        audio_bytes = sum(p.stat().st_size for t in tasks for p in (spec.prepared[t.label] / "audio").rglob("*.bin"))
-        # Embeddings larger than 64x the audio (and 1 GiB) mean a runaway writer, not an encoder.
-        cap = max(64 * audio_bytes, 1024**3)
-        clock = {"start": time.monotonic(), "done": 0}
-
-        def watch(_container: Any) -> tuple[Outcome, str] | None:
-            # Each task gets the stage's wall clock, counted from the end of the one before.
-            done = sum((d / ENCODE_DONE).exists() for d in dirs)
-            if done != clock["done"]:
-                clock.update(done=done, start=time.monotonic())
-            if time.monotonic() - clock["start"] > limit:
-                return Outcome.TIMEOUT, f"killed: a task passed the encode stage's wall clock of {limit:g} s"
-            if sum(directory_size(d) for d in dirs) > cap:
-                return Outcome.OUTPUT_LIMIT, f"killed: embeddings passed their cap of {cap} B"
-            return None
-
+        clock = Clock(spec, tasks, layout.dirs)
+        clock.begin()
         run = RunSpec(stage=Stage.ENCODE, image=spec.image, workdir=SUBMISSION_SRC, gpu_uuid=spec.gpu,
-                      command=agent_command("encode", "--submission", SUBMISSION_SRC, "--encoder",
-                                            spec.submission.encoder.spec, "--jobs", "/jobs/jobs.json"),
-                      mounts=tuple(mounts), wall_clock_s=limit * len(tasks) + 60,
-                      env={"HF_HOME": "/cache/huggingface", "TORCH_HOME": "/cache/torch", **OFFLINE_ENV})
-        result = run_stage(client, spec.profile, run, spec.log_dir / f"encode-{attempt}.log", watch=watch)
+                      command=agent_command("encode", *encode_args(spec, "/jobs/jobs.json")),
+                      mounts=tuple(mounts), wall_clock_s=limit * len(tasks) + 60, env=ENCODE_ENV)
+        result = run_stage(client, spec.profile, run, spec.log_dir / f"encode-{attempt}.log", watch=clock.watch)
     result.raise_for_infra()
-    return _verdicts(spec, tasks, dirs, result)
+    return verdicts(spec, tasks, layout.dirs, result)
 
 
-def _verdicts(spec: EncodeSpec, tasks: list[TaskRef], dirs: list[Path], result: RunResult) -> dict[str, Encoded | None]:
+#: the encode agent's environment: the download cache read-only, libraries offline
+ENCODE_ENV = {"HF_HOME": "/cache/huggingface", "TORCH_HOME": "/cache/torch", **OFFLINE_ENV}
+
+
+def encode_args(spec: EncodeSpec, jobs: str) -> tuple[str, ...]:
+    """`checker.encode`'s arguments: the one place they are written, for its own container and for
+    the check stage's container that encodes after its go."""
+    return ("--submission", SUBMISSION_SRC, "--encoder", spec.submission.encoder.spec, "--jobs", jobs)
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """Where each task's audio and embeddings are, on the host and in the container.
+
+    `staged`: the audio folders are empty until `stage_audio()` links the prepared batches into them
+    (the check stage's container encodes after its go, and must not see the test audio before)."""
+
+    jobs: tuple[EncodeJob, ...]
+    dirs: tuple[Path, ...]  # the embeddings folders, per task
+    mounts: tuple[Mount, ...]
+    staging: tuple[Path, ...] = ()  # the audio folders to link into, per task (staged only)
+
+    @classmethod
+    def make(cls, spec: EncodeSpec, tasks: list[TaskRef], staged: bool = False) -> "Layout":
+        jobs, dirs, mounts, staging = [], [], [], []
+        for i, task in enumerate(tasks):
+            embeddings = embeddings_dir(spec.runs, task)
+            shutil.rmtree(embeddings, ignore_errors=True)
+            embeddings.mkdir(parents=True)
+            embeddings.chmod(0o777)
+            dirs.append(embeddings)
+            audio = spec.prepared[task.label] / "audio"
+            if staged:
+                audio = spec.runs / task.label / "audio-staged"
+                shutil.rmtree(audio, ignore_errors=True)
+                audio.mkdir(parents=True)
+                audio.chmod(0o755)
+                staging.append(audio)
+            mounts += [Mount(audio, f"/audio/{i}"), Mount(embeddings, f"/out/{i}", read_only=False)]
+            jobs.append(EncodeJob(audio=f"/audio/{i}", out=f"/out/{i}"))
+        return cls(tuple(jobs), tuple(dirs), tuple(mounts), tuple(staging))
+
+    def stage_audio(self, spec: EncodeSpec, tasks: list[TaskRef]) -> None:
+        """Link each task's prepared audio into its (mounted, read-only) staging folder: the files
+        appear in the running container at once, and cost no copy on one file system."""
+        for task, target in zip(tasks, self.staging):
+            source = spec.prepared[task.label] / "audio"
+            for path in sorted(source.rglob("*")):
+                dest = target / path.relative_to(source)
+                if path.is_dir():
+                    dest.mkdir(exist_ok=True)
+                    dest.chmod(0o755)
+                    continue
+                try:
+                    os.link(path, dest)
+                except OSError:  # another file system
+                    shutil.copyfile(path, dest)
+
+    def unstage(self) -> None:
+        for target in self.staging:
+            shutil.rmtree(target, ignore_errors=True)
+
+
+class Clock:
+    """The encode's watch: each task gets the stage's wall clock, counted from the end of the one
+    before, and the embeddings together stay under a cap (64x the audio, at least 1 GiB: beyond
+    that it is a runaway writer, not an encoder)."""
+
+    def __init__(self, spec: EncodeSpec, tasks: list[TaskRef], dirs: tuple[Path, ...]):
+        self.limit = spec.profile.stage(Stage.ENCODE).wall_clock_s
+        self.dirs = dirs
+        self.cap = 1024**3
+        self.start: float | None = None
+        self.done = 0
+        self.measure(spec, tasks)
+
+    def measure(self, spec: EncodeSpec, tasks: list[TaskRef]) -> None:
+        """The cap from the prepared audio (again once it is all there: it may be prepared meanwhile)."""
+        audio_bytes = sum(p.stat().st_size for t in tasks for p in (spec.prepared[t.label] / "audio").rglob("*.bin"))
+        self.cap = max(64 * audio_bytes, 1024**3)
+
+    def begin(self) -> None:
+        self.start = time.monotonic()
+
+    def watch(self, _container: Any) -> tuple[Outcome, str] | None:
+        if self.start is None:  # not started yet (the check stage's container before its go)
+            return None
+        done = sum((d / ENCODE_DONE).exists() for d in self.dirs)
+        if done != self.done:
+            self.done, self.start = done, time.monotonic()
+        if time.monotonic() - self.start > self.limit:
+            return Outcome.TIMEOUT, f"killed: a task passed the encode stage's wall clock of {self.limit:g} s"
+        if sum(directory_size(d) for d in self.dirs) > self.cap:
+            return Outcome.OUTPUT_LIMIT, f"killed: embeddings passed their cap of {self.cap} B"
+        return None
+
+
+def verdicts(spec: EncodeSpec, tasks: list[TaskRef], dirs: tuple[Path, ...], result: RunResult) -> dict[str, Encoded | None]:
     """Per task: its embeddings (counted by the host), the failure the run ended in, or None (not reached)."""
     verdicts: dict[str, Encoded | None] = {}
     failure_assigned = False
@@ -176,7 +249,7 @@ def count_embeddings(prepared: Path, embeddings: Path) -> str | None:
                 if emb.is_symlink() or not emb.is_file():
                     return f"split {split['split']}: no embeddings for batch {audio_header.stem}"
                 header = read_header(emb)
-                batch = read_header(audio_header)["shape"][0]
+                batch = read_header(audio_header, linked_ok=True)["shape"][0]  # the prepared cache: trusted
                 data = emb.with_suffix(".bin")
                 if data.is_symlink() or not data.is_file() or data.stat().st_nlink != 1 \
                         or data.stat().st_size != payload_size(header):

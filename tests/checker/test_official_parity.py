@@ -48,6 +48,7 @@ ENCODERS: tuple[tuple[str, str], ...] = (
     ("template_fork_broken", "my_encoder.py:MyEncoder"),
     ("template_fork_good", "my_encoder.py:MyEncoder"),
     ("template_fork_good", "template.py:MyEncoder"),
+    ("train_mode_bn", "encoder.py:TrainModeBnEncoder"),
     ("two_encoders", "encoder.py:FirstEncoder"),
     ("two_encoders", "encoder.py:SecondEncoder"),
     ("wrong_dim", "encoder.py:WrongDimEncoder"),

@@ -361,6 +361,7 @@ def _score(cid, zoo, env, profiles, out, monkeypatch) -> tuple[dict | None, Base
     from harness.sandbox import engine
     from harness.sandbox import run as sandbox_run
     from harness.sandbox import warm
+    from harness.stages import check as check_stage
     from harness.stages import encode as encode_stage
     from harness.tasks.arguments import resolve_tasks
 
@@ -376,7 +377,7 @@ def _score(cid, zoo, env, profiles, out, monkeypatch) -> tuple[dict | None, Base
         seen.append((spec, result))
         return result
 
-    for module in (sandbox_run, encode_stage, warm):
+    for module in (sandbox_run, check_stage, encode_stage, warm):
         monkeypatch.setattr(module, "run_stage", recording)
     settings = ScoreSettings(data=env, tasks=resolve_tasks([str(hs.REPO / "demo_tasks" / "tiny_tones_task.py")]),
                              repeats=1)
@@ -420,7 +421,8 @@ def test_hostile_encoder_score(cid, client, zoo, score_env, profiles, aecc_home,
         assert task["track_a"] != 1.0
     # Nothing secret in any log, result or mount of a submission container.
     sub_runs = [(s, r) for s, r in seen if s.image.startswith("aecc/submission")]
-    assert {s.stage.value for s, _ in sub_runs} >= {"fetch", "encode"}
+    # The check's container encodes after the host's go (harness.stages.check.check_then_encode).
+    assert {s.stage.value for s, _ in sub_runs} >= {"fetch", "check"}
     for spec, run in sub_runs:
         log = run.log_path.read_text(errors="replace")
         assert hs.LABEL_CANARY not in log and hs.KEY_CANARY not in log, (spec.stage, log[-1500:])
@@ -435,10 +437,12 @@ def test_hostile_encoder_score(cid, client, zoo, score_env, profiles, aecc_home,
                     assert hs.LABEL_CANARY.encode() not in data and hs.KEY_CANARY.encode() not in data, path
     result_text = json.dumps(result)
     assert hs.KEY_CANARY not in result_text and hs.LABEL_CANARY not in result_text
-    encode_logs = "".join(r.log_path.read_text(errors="replace") for s, r in sub_runs if s.stage.value == "encode")
+    encode_logs = "".join(r.log_path.read_text(errors="replace") for s, r in sub_runs
+                          if s.stage.value in ("check", "encode"))
     if cid == "secrets_snoop":
         snoops = [f for s, r in sub_runs for f in hs.facts(r.log_path.read_text(errors="replace"), "snoop")]
-        assert len(snoops) >= 2, "the snooper ran in fetch and encode"
+        assert len(snoops) >= 3, "the snooper ran in fetch, check and encode"
+        assert any("/audio/0" in f["mounts"] for f in snoops), "one search ran with the encode's audio mounted"
         for f in snoops:
             assert f["hits"] == {"label": [], "key": []}, f
             assert f["files_read"] > 100
@@ -446,6 +450,13 @@ def test_hostile_encoder_score(cid, client, zoo, score_env, profiles, aecc_home,
         [f] = hs.facts(encode_logs, "network_encode")
         assert f["ifaces"] == ["lo"] and "ok" not in (f["public"], f["host_docker0"])
         assert not isinstance(f["dns"], list)
+    elif cid == "seam_check_to_encode":
+        [f] = hs.facts(encode_logs, "seam")
+        assert f["ctl_write"] in (30, 13), f  # EROFS (read-only mount) or EACCES
+        assert (f["audio_before_go"], f["forged"], f["audio_after_go"]) == (False, "written", True), f
+        assert "FORGED-AFTER-GO" not in result_text, "the host read the report after its decision"
+        checks = (tmp_path / "out" / result["submission"]["sha256"] / "check.json").read_text()
+        assert "FORGED-AFTER-GO" not in checks
     elif cid == "out_hardlink":
         [f] = hs.facts(encode_logs, "hardlink")
         assert f["to_audio"] == 18 and f["to_passwd"] in (1, 18)  # EXDEV / EPERM: other mounts

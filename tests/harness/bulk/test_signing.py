@@ -30,6 +30,7 @@ def test_a_signed_run_verifies_and_leaks_no_key(client, tmp_path, monkeypatch):
     from harness.pipelines.score import ScoreSettings
     from harness.sandbox import run as sandbox_run
     from harness.sandbox import warm
+    from harness.stages import check as check_stage
     from harness.stages import encode as encode_stage
     from harness import demodata as demo
     from harness.tasks.arguments import resolve_tasks
@@ -49,7 +50,7 @@ def test_a_signed_run_verifies_and_leaks_no_key(client, tmp_path, monkeypatch):
         seen.append(spec)
         return original(client, profile, spec, log_path, **kw)
 
-    for module in (sandbox_run, encode_stage, warm):
+    for module in (sandbox_run, check_stage, encode_stage, warm):
         monkeypatch.setattr(module, "run_stage", recording)
     out = tmp_path / "results"
     settings = ScoreSettings(data=env, tasks=resolve_tasks([str(DEMO / "tiny_tones_task.py")]), repeats=1)

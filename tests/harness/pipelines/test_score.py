@@ -34,6 +34,7 @@ from harness.sandbox.profiles import load_profile
 from harness.stage_names import Stage
 from harness.sandbox.run import run_stage
 from harness.sandbox.spec import Mount, Outcome, RunSpec
+from harness.stages import check as check_stage
 from harness.stages import encode as encode_stage
 from harness.stages import prepare as prepare_stage
 from harness.tasks.arguments import resolve_task, resolve_tasks
@@ -249,6 +250,7 @@ _search()
     # Every module that runs containers for scoring: fetch (through the agent), encode, and the
     # warm-started prepare and score.
     monkeypatch.setattr(sandbox_run, "run_stage", recording)
+    monkeypatch.setattr(check_stage, "run_stage", recording)
     monkeypatch.setattr(encode_stage, "run_stage", recording)
     monkeypatch.setattr(warmstart, "run_stage", recording)
     result = _score(data, tmp_path / "out", "tiny_tones", source=snoop)
@@ -265,13 +267,14 @@ _search()
             assert not any(mount.source in p.parents or mount.source == p for p in clips_files), mount
             files = [mount.source] if mount.source.is_file() else [p for p in mount.source.rglob("*") if p.is_file()]
             assert not [p for p in files if p.name == "clips.npz" or p.read_bytes() in clips_bytes], mount
-    assert {s.stage for s, _ in submission_runs} >= {Stage.FETCH, Stage.ENCODE}
+    # The check's container encodes too, after the host's go (harness.stages.check.check_then_encode).
+    assert {s.stage for s, _ in submission_runs} >= {Stage.FETCH, Stage.CHECK}
     for spec, run in submission_runs:
         assert CANARY not in json.dumps(dict(spec.env))
         assert CANARY not in " ".join(spec.command)
         log = run.log_path.read_text()
         assert CANARY not in log
-        if spec.stage is Stage.ENCODE:
+        if spec.stage in (Stage.CHECK, Stage.ENCODE):
             assert "SNOOP-RESULT 0 False" in log, log[-2000:]
         for mount in spec.mounts:
             files = [mount.source] if mount.source.is_file() else [p for p in mount.source.rglob("*") if p.is_file()]

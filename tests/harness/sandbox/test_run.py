@@ -264,3 +264,34 @@ def test_network_stages_reach_the_internet_but_not_the_host(client, small_profil
     assert data["pypi"] == "ok"
     assert data["gateway"] != "ok" and data["docker0"] != "ok"
     assert not accepted
+
+
+def test_a_kill_from_the_engine_is_infrastructure_and_a_self_kill_is_the_submissions(client, small_profile,
+                                                                                       base_image, tmp_path):
+    """A container the engine stops (its daemon shutting down, an operator's `docker stop`) is an
+    infrastructure failure, retried, never the submission's; a process that ends itself with the same
+    signal is the submission's failure (the engine records only the kills it sends)."""
+    import threading
+    import time
+    import uuid
+
+    own = run_py(client, small_profile, base_image, "import os, signal; os.kill(os.getpid(), signal.SIGTERM)",
+                 tmp_path / "own")
+    assert own.outcome is Outcome.FAILED and own.exit_code == 143, (own.outcome, own.exit_code, own.detail)
+
+    label = uuid.uuid4().hex
+    box = {}
+    worker = threading.Thread(target=lambda: box.update(result=run_py(
+        client, small_profile, base_image, "import time; print('up', flush=True); time.sleep(120)", tmp_path / "stopped",
+        labels={"org.aecc.test": label})))
+    worker.start()
+    deadline = time.monotonic() + 60
+    while not (found := client.containers.list(filters={"label": f"org.aecc.test={label}"})):
+        assert time.monotonic() < deadline, "the container never started"
+        time.sleep(0.2)
+    time.sleep(1)
+    found[0].kill(signal="SIGTERM")
+    worker.join(timeout=120)
+    stopped = box["result"]
+    assert stopped.outcome is Outcome.INFRA_ERROR, (stopped.outcome, stopped.exit_code, stopped.detail)
+    assert "the engine stopped the container (signal 15" in stopped.detail

@@ -18,11 +18,12 @@ def facts(tag, data):
 
 
 def in_encode_stage():
-    """True in the encode stage (its label-free audio is mounted at /audio). A hostile encoder that
-    behaves in the check stage and misbehaves only here is what the encode-stage defences are for."""
+    """True once the encode has its label-free audio at /audio (its own container, or the check's
+    container after the host's go, when the audio is linked in). A hostile encoder that behaves in
+    the checks and misbehaves only here is what the encode-stage defences are for."""
     import os
 
-    return os.path.isdir("/audio")
+    return os.path.isfile("/audio/0/order.json")
 
 
 def errno_of(fn, *args, **kw):

@@ -1,9 +1,10 @@
-"""Searches everything it can reach, in every stage that imports it (fetch, encode), for
-the labels and the harness's signing key (the tests plant canaries in both): the file system, its
-environment, every /proc/<pid>/environ and cmdline, its mounts. It must find nothing."""
+"""Searches everything it can reach, in every stage that imports it (fetch, check) and again once the
+encode's audio is there (in the check's container after the go, or an encode container of its own),
+for the labels and the harness's signing key (the tests plant canaries in both): the file system,
+its environment, every /proc/<pid>/environ and cmdline, its mounts. It must find nothing."""
 import os
 
-from aecc_hostile_base import BaseEncoder, facts
+from aecc_hostile_base import BaseEncoder, facts, in_encode_stage
 
 # Split so that this file itself does not contain the needles.
 NEEDLES = {"label": "AECC-HOSTILE-" + "LABEL-CANARY-5e2b", "key": "AECC-HOSTILE-" + "KEY-CANARY-91c4"}
@@ -51,4 +52,8 @@ _search()
 
 
 class HostileEncoder(BaseEncoder):
-    pass
+    def forward(self, audio):
+        if in_encode_stage() and not getattr(HostileEncoder, "_searched", False):
+            HostileEncoder._searched = True
+            _search()
+        return super().forward(audio)
