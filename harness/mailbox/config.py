@@ -26,7 +26,7 @@ import re
 import ssl
 import urllib.parse
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from harness.errors import UsageError
 
@@ -211,6 +211,16 @@ def password_for(url: MailURL, options: MailOptions) -> str:
     raise UsageError(f"no password for {url.text}",
                      expected=f"--password-file FILE, {env}, or a ~/.netrc entry for machine {url.host}",
                      found="none of them", fix="supply one (never on the command line)")
+
+
+def plain_text_or_refuse(url: MailURL, options: MailOptions, say: Callable[[str], None], secure: str) -> None:
+    """A server that offers no STARTTLS: refused, unless --allow-plaintext says to go on (with a
+    warning), for IMAP and SMTP alike. `secure` names the implicit-TLS scheme to use instead."""
+    if not options.allow_plaintext:
+        raise UsageError(f"{url.text} offers no STARTTLS", expected=f"TLS ({secure}, or STARTTLS)",
+                         found="a plain-text-only server",
+                         fix=f"use {secure}, or --allow-plaintext on a network you trust")
+    say(f"warning: {url.text}: plain text, --allow-plaintext: the password crosses the network readable")
 
 
 def tls_context(options: MailOptions) -> ssl.SSLContext:

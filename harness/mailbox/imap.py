@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from harness.errors import InfraError, UsageError
-from harness.mailbox.config import MailOptions, MailURL, password_for, tls_context
+from harness.mailbox.config import MailOptions, MailURL, password_for, plain_text_or_refuse, tls_context
 from harness.stages.rejection import escape_name
 
 __all__ = ["PROCESSED_FLAG", "ImapFolder", "RemoteMail"]
@@ -107,13 +107,8 @@ class ImapFolder:
             if not url.scheme.implicit_tls:
                 if client.has_capability("STARTTLS"):
                     client.starttls(context)
-                elif not options.allow_plaintext:
-                    raise UsageError(f"{url.text} offers no STARTTLS", expected="TLS (imaps://, or STARTTLS)",
-                                     found="a plain-text-only server",
-                                     fix="use imaps://, or --allow-plaintext on a network you trust")
                 else:
-                    self.say(f"warning: {url.text}: plain text, --allow-plaintext: the password crosses the "
-                             "network readable")
+                    plain_text_or_refuse(url, options, self.say, "imaps://")
             try:
                 client.login(url.user, password)
             except LoginError:

@@ -59,6 +59,7 @@ from harness.mailbox.config import (
     MailURL,
     parse_url,
     password_for,
+    plain_text_or_refuse,
     tls_context,
 )
 from harness.safeio import write_atomic
@@ -377,14 +378,12 @@ class Replier:
                 if smtp.has_extn("starttls"):
                     smtp.starttls(context=context)
                     smtp.ehlo()
-                elif not options.allow_plaintext:
-                    smtp.close()
-                    raise UsageError(f"{url.text} offers no STARTTLS", expected="TLS (smtps://, or STARTTLS)",
-                                     found="a plain-text-only server",
-                                     fix="use smtps://, or --allow-plaintext on a network you trust")
                 else:
-                    self.say(f"warning: {url.text}: plain text, --allow-plaintext: the password crosses the "
-                             "network readable")
+                    try:
+                        plain_text_or_refuse(url, options, self.say, "smtps://")
+                    except UsageError:
+                        smtp.close()
+                        raise
             try:
                 smtp.login(url.user, password)
             except smtplib.SMTPAuthenticationError:

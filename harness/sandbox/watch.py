@@ -51,15 +51,21 @@ class MemoryPeak(threading.Thread):
 
     def run(self) -> None:
         while True:
-            for path in self.files:
-                try:
-                    value = int(path.read_text().split()[0])
-                except (OSError, ValueError, IndexError):
-                    continue
+            value = read_memory_peak(self.files)
+            if value is not None:
                 self.peak = value if self.peak is None else max(self.peak, value)
-                break
             if self.stop.wait(self.interval_s):
                 return
+
+
+def read_memory_peak(files: list[Path]) -> int | None:
+    """The kernel's figure from the first of `memory_peak_files` that can be read; None when none can."""
+    for path in files:
+        try:
+            return int(path.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+    return None
 
 
 def size_cap(directory: Path, cap: int, what: str) -> Callable[[Any], tuple[Outcome, str] | None]:

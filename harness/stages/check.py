@@ -44,7 +44,7 @@ from harness.sandbox.agent import (
 from harness.sandbox.profiles import SandboxProfile
 from harness.sandbox.run import run_stage
 from harness.sandbox.spec import Mount, Outcome, RunResult, RunSpec
-from harness.sandbox.watch import directory_size, memory_peak_files
+from harness.sandbox.watch import directory_size, memory_peak_files, read_memory_peak
 from harness.stage_names import Stage
 from harness.stages import encode as encode_stage
 from harness.stages.contract_run import ContractRun, RunVerdict
@@ -130,11 +130,12 @@ def check_then_encode(client: Any, spec: CheckSpec, encode: encode_stage.EncodeS
                 box["error"] = exc
             finally:
                 state.ended.set()
+                state.wake.set()
 
         thread = threading.Thread(target=runner, name="check-encode", daemon=True)
         thread.start()
         try:
-            state.final.wait_any(state.ended)
+            state.wake.wait()
             checked = None
             went_on = False
             if state.final.is_set() and not state.ended.is_set():
@@ -176,12 +177,6 @@ def _signal(ctl: Path, message: Go | Cancel) -> None:
     write_atomic(ctl / "go.json", gate_message(message), mode=0o644)  # the agent never sees a part
 
 
-class _Event(threading.Event):
-    def wait_any(self, other: threading.Event, poll_s: float = 0.1) -> None:
-        while not (self.is_set() or other.is_set()):
-            self.wait(poll_s)
-
-
 class _Decision:
     """The container's watch, by phase: the check stage's wall clock until the report is final, the
     encode's clock after the go, a short grace after a cancel; and the report's size cap throughout."""
@@ -191,8 +186,9 @@ class _Decision:
         self.check_limit = check_limit
         self.clock = clock
         self.started = time.monotonic()
-        self.final = _Event()
-        self.ended = threading.Event()
+        self.final = threading.Event()  # the agent said its report is final
+        self.ended = threading.Event()  # the container's run is over
+        self.wake = threading.Event()  # either: the waiting thread goes on
         self.abort = threading.Event()
         self.cancelled_at: float | None = None
         self.container: Any = None
@@ -208,6 +204,7 @@ class _Decision:
             if Path(str(self.report) + ".done").exists():
                 self.final_at = time.monotonic()
                 self.final.set()
+                self.wake.set()
             elif time.monotonic() - self.started > self.check_limit:
                 return Outcome.TIMEOUT, f"killed after the check stage's wall-clock limit of {self.check_limit:g} s"
             return None
@@ -219,14 +216,7 @@ class _Decision:
 
     def snapshot(self, spec: CheckSpec, run: RunSpec, log_path: Path) -> RunResult:
         """The check phase's run as it stood when the report was final: it ran to its report."""
-        peak = None
-        if self.container is not None:
-            for path in memory_peak_files(self.container.id):
-                try:
-                    peak = int(path.read_text().split()[0])
-                    break
-                except (OSError, ValueError, IndexError):
-                    continue
+        peak = read_memory_peak(memory_peak_files(self.container.id)) if self.container is not None else None
         try:
             size = log_path.stat().st_size
         except OSError:
