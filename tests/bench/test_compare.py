@@ -3,26 +3,12 @@ metric only one run has is reported. Synthetic results only: no engine, no conta
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _load_compare():
-    spec = importlib.util.spec_from_file_location("aecc_bench_compare", REPO / "bench" / "compare.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is made
-    spec.loader.exec_module(module)
-    return module
-
-
-compare = _load_compare()
+from bench import compare
 
 
 def metric(values: list[float], unit: str = "s", better: str = "lower") -> dict:

@@ -4,22 +4,7 @@ Synthetic metrics only: no engine, no containers."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _load_run():
-    spec = importlib.util.spec_from_file_location("aecc_bench_run", REPO / "bench" / "run.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-run = _load_run()
+from bench import run
 
 
 def m(value: float) -> dict:

@@ -6,13 +6,10 @@ Generation at a tiny scale only: seconds, no engine."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
-from bench import large_suite
+from bench import large_suite, run
 
-REPO = Path(__file__).resolve().parents[2]
 
 
 def test_the_hours_suite_is_five_larger_suites():
@@ -42,16 +39,7 @@ def test_generation_at_a_tiny_scale_is_idempotent(tmp_path):
     assert {p.name: p.stat().st_mtime_ns for p in task.glob("*.tar")} == stamps, "a kept suite is not rewritten"
 
 
-def _load_run():
-    spec = importlib.util.spec_from_file_location("aecc_bench_run_suites", REPO / "bench" / "run.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_the_suite_groups_run_by_default_and_alone():
-    run = _load_run()
     default = run.parse_args(["--demo-env", "x"])
     assert {"large", "batch-large", "hours"} <= set(default.groups)
     assert Path(default.suites_dir) == run.SUITES_DIR

@@ -359,26 +359,14 @@ def _score(cid, zoo, env, profiles, out, monkeypatch) -> tuple[dict | None, Base
     from harness.bulk.run import score_path
     from harness.pipelines.score import ScoreSettings
     from harness.sandbox import engine
-    from harness.sandbox import run as sandbox_run
-    from harness.sandbox import warm
-    from harness.stages import check as check_stage
-    from harness.stages import encode as encode_stage
     from harness.tasks.arguments import resolve_tasks
+    from tests.support.runs import record_runs
 
     # The zoo's cases share one submission sha, and the harness keeps finished embeddings per
     # (sha, task) (`runs/<sha>/<task>/encode.ok`), whatever --encoder names: start each case afresh.
     shutil.rmtree(paths.home() / "runs", ignore_errors=True)
 
-    seen = []
-    original = sandbox_run.run_stage
-
-    def recording(client, profile, spec, log_path, **kw):
-        result = original(client, profile, spec, log_path, **kw)
-        seen.append((spec, result))
-        return result
-
-    for module in (sandbox_run, check_stage, encode_stage, warm):
-        monkeypatch.setattr(module, "run_stage", recording)
+    seen = record_runs(monkeypatch)
     settings = ScoreSettings(data=env, tasks=resolve_tasks([str(hs.REPO / "demo_tasks" / "tiny_tones_task.py")]),
                              repeats=1)
     box: dict = {}

@@ -28,12 +28,9 @@ DEMO = REPO / "demo_tasks"
 def test_a_signed_run_verifies_and_leaks_no_key(client, tmp_path, monkeypatch):
     from harness.bulk.run import BatchSpec, run_batch
     from harness.pipelines.score import ScoreSettings
-    from harness.sandbox import run as sandbox_run
-    from harness.sandbox import warm
-    from harness.stages import check as check_stage
-    from harness.stages import encode as encode_stage
     from harness import demodata as demo
     from harness.tasks.arguments import resolve_tasks
+    from tests.support.runs import record_runs
 
     env = tmp_path / "env"
     demo.generate(env, ["tiny_tones"], seed=0)
@@ -43,15 +40,7 @@ def test_a_signed_run_verifies_and_leaks_no_key(client, tmp_path, monkeypatch):
     sub = tmp_path / "sub"
     shutil.copytree(GOOD, sub)
     (sub / "encoder.py").write_text((GOOD / "encoder.py").read_text() + f"\n# signed {tmp_path.name}\n")
-    seen = []
-    original = sandbox_run.run_stage
-
-    def recording(client, profile, spec, log_path, **kw):
-        seen.append(spec)
-        return original(client, profile, spec, log_path, **kw)
-
-    for module in (sandbox_run, check_stage, encode_stage, warm):
-        monkeypatch.setattr(module, "run_stage", recording)
+    runs = record_runs(monkeypatch)
     out = tmp_path / "results"
     settings = ScoreSettings(data=env, tasks=resolve_tasks([str(DEMO / "tiny_tones_task.py")]), repeats=1)
     outcome = run_batch(client, BatchSpec(inputs=(sub,), out=out, settings=settings, key=Path(keys.private_path)))
@@ -71,8 +60,8 @@ def test_a_signed_run_verifies_and_leaks_no_key(client, tmp_path, monkeypatch):
         for chunk in client.images.get(image).save():
             fh.write(chunk)
     assert find_secret([out, Path(os.environ["AECC_HOME"]) / "logs", saved], pem) == []
-    assert seen, "the run started containers"
-    for spec in seen:
+    assert runs, "the run started containers"
+    for spec, _ in runs:
         assert str(keys.private_path) not in json.dumps({k: str(v) for k, v in spec.env.items()})
         for mount in spec.mounts:
             sources = [mount.source] if mount.source.is_file() else []

@@ -28,16 +28,13 @@ from harness.layers.build import build_chain
 from harness.layers.model import runtime_layer
 from harness.pipelines.score import ScoreSettings
 from harness.sandbox import engine
-from harness.sandbox import run as sandbox_run
-from harness.sandbox import warm as warmstart
 from harness.sandbox.profiles import load_profile
 from harness.stage_names import Stage
 from harness.sandbox.run import run_stage
 from harness.sandbox.spec import Mount, Outcome, RunSpec
-from harness.stages import check as check_stage
-from harness.stages import encode as encode_stage
 from harness.stages import prepare as prepare_stage
 from harness.tasks.arguments import resolve_task, resolve_tasks
+from tests.support.runs import record_runs
 
 REPO = Path(__file__).resolve().parents[3]
 GOOD = REPO / "examples" / "good_encoder"
@@ -239,20 +236,9 @@ def _search():
 
 _search()
 ''')
-    seen = []
-    original = sandbox_run.run_stage
-
-    def recording(client, profile, spec, log_path, **kw):
-        result = original(client, profile, spec, log_path, **kw)
-        seen.append((spec, result))
-        return result
-
-    # Every module that runs containers for scoring: fetch (through the agent), encode, and the
-    # warm-started prepare and score.
-    monkeypatch.setattr(sandbox_run, "run_stage", recording)
-    monkeypatch.setattr(check_stage, "run_stage", recording)
-    monkeypatch.setattr(encode_stage, "run_stage", recording)
-    monkeypatch.setattr(warmstart, "run_stage", recording)
+    # Every module that runs containers for scoring: fetch (through the agent), check and encode,
+    # and the warm-started prepare and score.
+    seen = record_runs(monkeypatch)
     result = _score(data, tmp_path / "out", "tiny_tones", source=snoop)
     assert _by_task(result)["tiny_tones"]["outcome"] == "scored"
     # The per-clip outputs hold every test target: kept beside the result and in the trusted work

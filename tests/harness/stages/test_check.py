@@ -25,6 +25,7 @@ from harness.pipelines.score import ScoreSettings
 from harness.sandbox import engine
 from harness.stages import check as check_stage
 from harness.tasks.arguments import resolve_tasks
+from tests.support.runs import record_runs
 
 REPO = Path(__file__).resolve().parents[3]
 GOOD = REPO / "examples" / "good_encoder"
@@ -84,15 +85,7 @@ def test_a_cancel_is_final_and_a_process_that_stays_is_killed(client, tmp_path, 
     sub = tmp_path / "sub"
     sub.mkdir()
     (sub / "encoder.py").write_text((GOOD / "encoder.py").read_text() + MEDDLER)
-    seen = []
-    original = check_stage.run_stage
-
-    def recording(client, profile, spec, log_path, **kw):
-        result = original(client, profile, spec, log_path, **kw)
-        seen.append((spec, result))
-        return result
-
-    monkeypatch.setattr(check_stage, "run_stage", recording)
+    seen = record_runs(monkeypatch, (check_stage,))
     out = tmp_path / "out"
     settings = ScoreSettings(data=env, tasks=resolve_tasks([str(REPO / "demo_tasks" / "tiny_tones_task.py")]),
                              repeats=1)
