@@ -463,9 +463,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-#: what `--then-encode` returns when the host never decided (the gate's own code)
-EXIT_NO_GO = 3
-DONE_SUFFIX = ".done"
 
 
 def _fresh_generator_state() -> Any:
@@ -495,10 +492,10 @@ def then_encode(report_path: str, go_file: str, max_wait_s: float, fresh_rng: An
     from pathlib import Path
 
     from checker import encode
-    from checker.gate import wait_for_go
-    from checker.jobs import Cancel
+    from checker.gate import EXIT_NO_GO, wait_for_go
+    from checker.jobs import REPORT_FINAL_SUFFIX, Cancel
 
-    Path(report_path + DONE_SUFFIX).write_text("")
+    Path(report_path + REPORT_FINAL_SUFFIX).write_text("")
     print("aecc-check: report written; waiting for the host's decision", flush=True)
     go = wait_for_go(Path(go_file), max_wait_s)
     if go is None:

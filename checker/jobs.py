@@ -12,6 +12,8 @@ Files, per stage:
     encode   host -> /jobs/jobs.json    [EncodeJob]         agent -> OUT/<split>/<batch>.{json,bin}, OUT/.agent-done
     score    host -> /ctl/jobs.json     [ScoreJob]          agent -> OUT (ScoreFailure JSON or the score)
     gate     host -> /ctl/go.json       Go | Cancel
+    check, then encode (one container): agent -> <report> then <report>REPORT_FINAL_SUFFIX;
+             host -> /ctl/jobs.json [EncodeJob], then /ctl/go.json Go(checker.encode's argv) | Cancel
 
 How a task is scored (Track A's repeats and seed, the key mode) is a `ScoreRequest` inside its
 `ScoreJob`: it travels in the jobs file, never in argv, and has one default per setting
@@ -314,6 +316,9 @@ class PrepareFailure:
     def from_dict(cls, data: dict) -> "PrepareFailure":
         return cls(str(data.get("error", "")))
 
+
+#: beside the check report, once it is final: the host reads the report then, and only then
+REPORT_FINAL_SUFFIX = ".done"
 
 #: written into an encode job's output folder by the agent after each task (timing only: the host
 #: counts the embeddings itself)

@@ -145,7 +145,7 @@ class WarmStage:
             self._signal(Cancel())
 
     def _signal(self, message: Go | Cancel) -> None:
-        write_atomic(self._ctl / "go.json", gate_message(message), mode=0o644)  # the agent never sees a part
+        signal(self._ctl, message)
 
     def result(self) -> RunResult:
         """Wait for the stage to end; re-raise what stopped the harness's side of it."""
@@ -172,3 +172,9 @@ class WarmStage:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self.close(failed=exc_type is not None)
+
+
+def signal(ctl: Path, message: Go | Cancel) -> None:
+    """Write the go file (`GO_TARGET` in the container) into the control folder `ctl`, renamed into
+    place so that the agent never reads a part of it."""
+    write_atomic(ctl / Path(GO_TARGET).name, gate_message(message), mode=0o644)

@@ -27,10 +27,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from checker.jobs import DEFAULT_MAX_SECONDS, Cancel, Go, gate_message, write_jobs
+from checker.jobs import DEFAULT_MAX_SECONDS, REPORT_FINAL_SUFFIX, Cancel, Go, write_jobs
 
 from harness import paths
-from harness.safeio import write_atomic
 from harness.sandbox.agent import (
     CACHE_ENV,
     OFFLINE_ENV,
@@ -41,6 +40,7 @@ from harness.sandbox.agent import (
     read_check_report,
     run_contract,
 )
+from harness.sandbox import warm
 from harness.sandbox.profiles import SandboxProfile
 from harness.sandbox.run import run_stage
 from harness.sandbox.spec import Mount, Outcome, RunResult, RunSpec
@@ -54,6 +54,8 @@ from harness.stages.intake import Submission
 #: how long the agent waits for the host's decision after its report (the host decides in
 #: milliseconds; this bounds a container whose harness died)
 DECISION_WAIT_S = 300.0
+#: the control folder in the container: the go file (`warm.GO_TARGET`) and the encode's jobs
+CTL = str(Path(warm.GO_TARGET).parent)
 #: how long a cancelled container may take to exit before it is killed (its own threads may hold it)
 CANCEL_GRACE_S = 15.0
 
@@ -111,11 +113,11 @@ def check_then_encode(client: Any, spec: CheckSpec, encode: encode_stage.EncodeS
         ctl.chmod(0o755)  # read by the sandbox user, written by the harness alone
         write_jobs(ctl / "jobs.json", layout.jobs)
         mounts = (agent_mount(), Mount(report_dir, "/report", read_only=False), Mount(cache_dir(spec.submission), "/cache"),
-                  Mount(ctl, "/ctl"), *layout.mounts)
+                  Mount(ctl, CTL), *layout.mounts)
         command = agent_command("contract", "--submission", SUBMISSION_SRC, "--encoder", spec.submission.encoder.spec,
                                 "--report", "/report/check.json", "--phase", "check",
                                 "--max-seconds", f"{spec.max_seconds:g}",
-                                "--then-encode", "/ctl/go.json", "--max-wait", f"{decision_wait_s:g}")
+                                "--then-encode", warm.GO_TARGET, "--max-wait", f"{decision_wait_s:g}")
         run = RunSpec(stage=Stage.CHECK, image=spec.image, command=command, mounts=mounts,
                       env={**CACHE_ENV, **OFFLINE_ENV}, gpu_uuid=spec.gpu, workdir=SUBMISSION_SRC,
                       wall_clock_s=check_limit + decision_wait_s + clock.limit * len(tasks) + 60)
@@ -147,10 +149,10 @@ def check_then_encode(client: Any, spec: CheckSpec, encode: encode_stage.EncodeS
                     layout.stage_audio(encode, tasks)
                     clock.measure(encode, tasks)
                     clock.begin()
-                    _signal(ctl, Go(encode_stage.encode_args(encode, "/ctl/jobs.json")))
+                    warm.signal(ctl, Go(encode_stage.encode_args(encode, f"{CTL}/jobs.json")))
                 else:
                     state.cancelled_at = time.monotonic()
-                    _signal(ctl, Cancel())
+                    warm.signal(ctl, Cancel())
             thread.join()
         except BaseException:
             state.abort.set()
@@ -171,10 +173,6 @@ def check_then_encode(client: Any, spec: CheckSpec, encode: encode_stage.EncodeS
     if ran.outcome.is_infra_failure:
         return CheckedAndEncoded(checked, True, {t.label: None for t in tasks})
     return CheckedAndEncoded(checked, True, encode_stage.verdicts(encode, tasks, layout.dirs, ran))
-
-
-def _signal(ctl: Path, message: Go | Cancel) -> None:
-    write_atomic(ctl / "go.json", gate_message(message), mode=0o644)  # the agent never sees a part
 
 
 class _Decision:
@@ -201,7 +199,7 @@ class _Decision:
         if directory_size(self.report.parent) > 16 * REPORT_CAP:
             return Outcome.OUTPUT_LIMIT, f"killed: output in {self.report.parent.name} passed its cap"
         if not self.final.is_set():
-            if Path(str(self.report) + ".done").exists():
+            if Path(str(self.report) + REPORT_FINAL_SUFFIX).exists():
                 self.final_at = time.monotonic()
                 self.final.set()
                 self.wake.set()
